@@ -1,0 +1,108 @@
+"""Builds the local-learning optim wrapper: block plan, auxiliary nets, params.
+
+Config (everything lives in ``optim_wrapper``)::
+
+    optim_wrapper = dict(
+        type='LocalOptimWrapper',
+        constructor='LocalOptimWrapperConstructor',
+        optimizer=dict(type='SGD', lr=0.02, momentum=0.9),
+        local_cfg=dict(
+            method='man++',        # 'e2e' | 'dgl' | 'man' | 'man++'
+            num_blocks=4,          # or boundaries=['layer2.3', ...]
+            momentum=0.995,        # MAN EMA, paper convention
+            eta=None,              # ablations, e.g. dict(learnable_copy=False)
+            aux_head=dict(type='ImageClassAuxHead'),
+            backbone='backbone'))
+"""
+import copy
+from typing import Optional
+
+import torch.nn as nn
+from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
+
+from mmman.local.auxiliary import LocalAuxiliary, resolve_eta_cfg
+from mmman.local.partition import build_block_plan
+from mmman.tasks import infer_num_classes
+
+from .optim_wrapper import LocalLearningMixin
+
+LOCAL_CFG_KEYS = ('method', 'num_blocks', 'boundaries', 'momentum', 'eta',
+                  'aux_head', 'backbone')
+DEFAULT_LOCAL_CFG = dict(
+    method='e2e',
+    num_blocks=None,
+    boundaries=None,
+    momentum=0.995,
+    eta=None,
+    aux_head=dict(type='ImageClassAuxHead'),
+    backbone='backbone')
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """Optim wrapper constructor for local learning.
+
+    Plans the blocks, builds the auxiliary networks (before the optimizer, so
+    their parameters get param groups of their own: ``paramwise_cfg`` applies
+    to them under the prefix ``mmman_aux``) and hands both to the wrapper.
+    With ``method='e2e'`` the result trains exactly like MMEngine's
+    ``OptimWrapper``.
+    """
+
+    def __init__(self, optim_wrapper_cfg: dict,
+                 paramwise_cfg: Optional[dict] = None):
+        optim_wrapper_cfg = copy.deepcopy(dict(optim_wrapper_cfg))
+        local_cfg = dict(optim_wrapper_cfg.pop('local_cfg', None) or {})
+        unknown = set(local_cfg) - set(LOCAL_CFG_KEYS)
+        if unknown:
+            raise ValueError(f'local_cfg: unknown keys {sorted(unknown)}; '
+                             f'allowed are {list(LOCAL_CFG_KEYS)}.')
+        self.local_cfg = dict(DEFAULT_LOCAL_CFG, **local_cfg)
+        optim_wrapper_cfg.setdefault('type', 'LocalOptimWrapper')
+        super().__init__(optim_wrapper_cfg, paramwise_cfg)
+        wrapper_type = self.optim_wrapper_cfg['type']
+        if isinstance(wrapper_type, str):
+            wrapper_type = OPTIM_WRAPPERS.get(wrapper_type)
+        if not (isinstance(wrapper_type, type)
+                and issubclass(wrapper_type, LocalLearningMixin)):
+            raise TypeError(
+                'LocalOptimWrapperConstructor builds LocalOptimWrapper or '
+                f'LocalAmpOptimWrapper, not {self.optim_wrapper_cfg["type"]}.')
+        # Fail on a bad method before anything is built.
+        self.eta_cfg = resolve_eta_cfg(self.local_cfg['method'],
+                                       self.local_cfg['eta'],
+                                       self.local_cfg['momentum'])
+
+    def __call__(self, model: nn.Module) -> OptimWrapper:
+        module = model.module if hasattr(model, 'module') else model
+        cfg = self.local_cfg
+        if cfg['method'] == 'e2e':
+            return super().__call__(model)
+        plan = build_block_plan(module, cfg['num_blocks'], cfg['boundaries'],
+                                cfg['backbone'])
+        head = dict(cfg['aux_head'])
+        if head.get('num_classes') is None:
+            head['num_classes'] = infer_num_classes(module)
+        aux = LocalAuxiliary(plan, head=head, eta=self.eta_cfg)
+        device = next(module.parameters()).device
+        aux.to(device)
+
+        self.optim_wrapper_cfg.update(model=module, plan=plan, aux=aux)
+        try:
+            optim_wrapper = super().__call__(model)
+        finally:
+            for key in ('model', 'plan', 'aux'):
+                self.optim_wrapper_cfg.pop(key)
+        for group in self._aux_param_groups(aux):
+            optim_wrapper.optimizer.add_param_group(group)
+        return optim_wrapper
+
+    def _aux_param_groups(self, aux: nn.Module) -> list:
+        if not self.paramwise_cfg:
+            return [
+                dict(params=[p for p in aux.parameters() if p.requires_grad])
+            ]
+        groups: list = []
+        self.add_params(groups, aux, prefix='mmman_aux')
+        return [g for g in groups if g['params'][0].requires_grad]

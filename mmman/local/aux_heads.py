@@ -1,0 +1,72 @@
+"""Auxiliary networks (Phi) and local objectives (f) of the local blocks."""
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from mmengine.registry import MODELS
+
+from mmman.tasks import image_level_targets
+
+
+@MODELS.register_module()
+class ImageClassAuxHead(BaseModule):
+    """DGL-style auxiliary classifier on a block's features.
+
+    ``[conv1x1-BN-ReLU] -> global average pool -> FC-ReLU -> FC``; on ViT
+    tokens ``(N, L, C)`` it is ``LayerNorm -> token mean -> FC-ReLU -> FC``.
+    The loss is cross-entropy on single labels (classification) and binary
+    cross-entropy on the classes present (detection boxes, segmentation map).
+
+    Args:
+        in_channels (int): Channels of the input features.
+        num_classes (int): Number of classes.
+        channels (int): Width of the conv and hidden FC. Defaults to 256.
+        loss_weight (float): Weight of the local loss. Defaults to 1.0.
+        ignore_index (int): Label ignored in segmentation maps.
+        tokens (bool): Inputs are ``(N, L, C)`` transformer tokens.
+        norm_cfg (dict): Norm after the conv. Defaults to ``dict(type='BN')``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 num_classes: int,
+                 channels: int = 256,
+                 loss_weight: float = 1.0,
+                 ignore_index: int = 255,
+                 tokens: bool = False,
+                 norm_cfg: dict = dict(type='BN'),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        self.num_classes = num_classes
+        self.loss_weight = loss_weight
+        self.ignore_index = ignore_index
+        if tokens:
+            self.embed = nn.Sequential(
+                nn.LayerNorm(in_channels), nn.Linear(in_channels, channels))
+        else:
+            self.embed = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, bias=False),
+                build_norm_layer(norm_cfg, channels)[1],
+                nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(
+            nn.Linear(channels, channels), nn.ReLU(inplace=True),
+            nn.Linear(channels, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
+        x = x.mean(dim=(2, 3)) if x.dim() == 4 else x.mean(dim=1)
+        return self.fc(x)
+
+    def loss(self, x: torch.Tensor,
+             data_samples: Sequence) -> Dict[str, torch.Tensor]:
+        logits = self(x)
+        targets, multi_label = image_level_targets(
+            data_samples, self.num_classes, self.ignore_index)
+        if multi_label:
+            loss = F.binary_cross_entropy_with_logits(logits, targets)
+        else:
+            loss = F.cross_entropy(logits, targets)
+        return dict(loss_cls=loss * self.loss_weight)

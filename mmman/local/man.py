@@ -1,0 +1,148 @@
+"""Momentum Auxiliary Network: eta(x) = eta'(x) + gamma * eta''(x) + beta.
+
+eta' and eta'' are copies of the first layer of the next block. eta' is trained
+by the local loss; eta'' has frozen parameters that follow the real next layer
+by an exponential moving average after every optimizer step, yet the local
+gradient flows *through* it into the current block. MAN++ adds a learnable
+per-channel scale and bias (gamma, beta) on the EMA branch.
+"""
+import copy
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseAveragedModel, ExponentialMovingAverage
+from mmengine.registry import MODELS
+
+
+def detached_copy(module: nn.Module) -> nn.Module:
+    """Deep copy of ``module`` without the forward hooks set on it."""
+    clone = copy.deepcopy(module)
+    for m in clone.modules():
+        m._forward_hooks.clear()
+        m._forward_pre_hooks.clear()
+    return clone
+
+
+def follow_mode(copy_: nn.Module, source: nn.Module) -> None:
+    """Give every submodule of ``copy_`` the train/eval mode of its source.
+
+    Keeps e.g. ``norm_eval`` BatchNorms of the source in eval mode in the copy.
+    """
+    for c, s in zip(copy_.modules(), source.modules()):
+        c.training = s.training
+
+
+@MODELS.register_module()
+class LiveCopy(BaseAveragedModel):
+    """Frozen copy re-synchronised with its source after every step.
+
+    The "parameters without EMA" ablation (paper momentum m = 0), which
+    :class:`ExponentialMovingAverage` does not accept.
+    """
+
+    def avg_func(self, averaged_param: torch.Tensor,
+                 source_param: torch.Tensor, steps: int) -> None:
+        averaged_param.copy_(source_param)
+
+
+@MODELS.register_module()
+class ChannelScaleBias(nn.Module):
+    """MAN++ learnable scaling bias: ``x * gamma + beta`` per channel.
+
+    Starts as the identity (gamma = 1, beta = 0). Channels are dim 1 of an
+    ``(N, C, H, W)`` map and the last dim of ``(N, L, C)`` tokens.
+
+    Args:
+        num_channels (int): C.
+    """
+
+    def __init__(self, num_channels: int):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            return x * self.scale.view(1, -1, 1, 1) + self.bias.view(
+                1, -1, 1, 1)
+        return x * self.scale + self.bias
+
+
+@MODELS.register_module()
+class MomentumAuxNet(nn.Module):
+    """eta of MAN / MAN++ and its ablations, for one local block.
+
+    Args:
+        next_layer (nn.Module): The first layer of the next block (copied; not
+            kept as a submodule).
+        num_channels (int): Output channels of ``next_layer``.
+        learnable_copy (bool): Use eta', the copy trained by the local loss.
+        ema (bool): Use eta'', the frozen moving-average copy.
+        momentum (float): Paper convention: weight of the *old* EMA value
+            (0.995 keeps 99.5%). 0 makes eta'' a live copy of the next layer
+            (the "parameters without EMA" ablation).
+        scale_bias (dict, optional): Learnable scaling bias on eta'' (MAN++),
+            e.g. ``dict(type='ChannelScaleBias')``.
+    """
+
+    def __init__(self,
+                 next_layer: nn.Module,
+                 num_channels: int,
+                 learnable_copy: bool = True,
+                 ema: bool = True,
+                 momentum: float = 0.995,
+                 scale_bias: Optional[dict] = None):
+        super().__init__()
+        if not (learnable_copy or ema):
+            raise ValueError('MomentumAuxNet needs learnable_copy or ema.')
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(
+                f'MAN momentum must be in [0, 1) (paper: 0.995), got '
+                f'{momentum}.')
+        if scale_bias is not None and not ema:
+            raise ValueError('a scaling bias acts on the EMA branch: it '
+                             'needs ema=True.')
+        self.momentum = momentum
+        self.copy = detached_copy(next_layer) if learnable_copy else None
+        self.ema = None
+        if ema:
+            source = detached_copy(next_layer)
+            # MMEngine's EMA momentum is the weight of the *new* value.
+            self.ema = (
+                LiveCopy(source) if momentum == 0.0 else
+                ExponentialMovingAverage(source, momentum=1.0 - momentum))
+        self.scale_bias = None if scale_bias is None else MODELS.build(
+            scale_bias, default_args=dict(num_channels=num_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = None
+        if self.copy is not None:
+            out = self.copy(x)
+        if self.ema is not None:
+            y = self.ema(x)
+            if self.scale_bias is not None:
+                y = self.scale_bias(y)
+            out = y if out is None else out + y
+        return out
+
+    @torch.no_grad()
+    def reset(self, next_layer: nn.Module) -> None:
+        """Copy eta' and eta'' from the (pretrained) next layer."""
+        if self.copy is not None:
+            self.copy.load_state_dict(next_layer.state_dict())
+        if self.ema is not None:
+            self.ema.steps.zero_()
+            self.ema.update_parameters(next_layer)  # steps == 0: plain copy
+
+    @torch.no_grad()
+    def update(self, next_layer: nn.Module) -> None:
+        """EMA step of eta'' toward the next layer (after an optimizer step)."""
+        if self.ema is not None:
+            self.ema.update_parameters(next_layer)
+
+    def follow(self, next_layer: nn.Module) -> None:
+        """Match the train/eval mode of the next layer."""
+        for branch in (self.copy, getattr(self.ema, 'module', None)):
+            if branch is not None:
+                follow_mode(branch, next_layer)

@@ -1,0 +1,236 @@
+"""Cut a backbone into K gradient-isolated local blocks.
+
+A backbone is seen as a sequence of *units*: the residual units of a ResNet
+(``layer2.3``) or the transformer blocks of a ViT (``layers.5``). Everything
+before the first unit (stem, patch embedding) belongs to the first block;
+everything after the last unit (neck, heads) to the last block. A block plan
+records where each block ends and which unit starts the next block: that unit
+is the "first layer of the next block" MAN copies.
+"""
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import torch.nn as nn
+
+
+class PartitionError(ValueError):
+    """A local-learning partition that cannot be honoured."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One partitionable layer of the backbone.
+
+    Args:
+        name (str): Module path inside the model, e.g. ``backbone.layer2.3``.
+        module (nn.Module): The unit itself.
+        trainable (bool): Whether any of its parameters requires grad.
+    """
+    name: str
+    module: nn.Module
+    trainable: bool
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """Where the local blocks of a model start and end.
+
+    Args:
+        units (list[Unit]): All backbone units in forward order.
+        ends (list[int]): Index of the last unit of every block but the last.
+        output_units (list[int]): For each backbone output, the index of the
+            unit that produces it.
+        backbone (str): Module path of the backbone.
+    """
+    units: Tuple[Unit, ...]
+    ends: Tuple[int, ...]
+    output_units: Tuple[int, ...]
+    backbone: str
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.ends) + 1
+
+    def block_of(self, unit_index: int) -> int:
+        """Block index (0-based) of a unit."""
+        return sum(unit_index > end for end in self.ends)
+
+    def boundary_unit(self, k: int) -> Unit:
+        """The last unit of block ``k`` (``k < num_blocks - 1``)."""
+        return self.units[self.ends[k]]
+
+    def next_unit(self, k: int) -> Unit:
+        """The first unit of block ``k + 1``: what MAN copies for block k."""
+        return self.units[self.ends[k] + 1]
+
+    def block_units(self, k: int) -> List[Unit]:
+        """The units of block ``k``; the last block also owns neck and heads."""
+        start = self.ends[k - 1] + 1 if k > 0 else 0
+        stop = self.ends[k] + 1 if k < len(self.ends) else len(self.units)
+        return list(self.units[start:stop])
+
+    def finished_outputs(self) -> List[int]:
+        """Backbone outputs produced inside a block that is not the last."""
+        last = self.num_blocks - 1
+        return [
+            i for i, u in enumerate(self.output_units)
+            if self.block_of(u) < last
+        ]
+
+    def describe(self) -> str:
+        """One line per block, e.g. ``block 1: layer2.0 .. layer2.3``."""
+        lines = []
+        for k in range(self.num_blocks):
+            units = self.block_units(k)
+            trainable = [u for u in units if u.trainable]
+            span = f'{units[0].name} .. {units[-1].name}' if units else '-'
+            tail = ' + neck/heads' if k == self.num_blocks - 1 else ''
+            lines.append(f'block {k + 1}: {span} '
+                         f'({len(trainable)} trainable units){tail}')
+        return '\n'.join(lines)
+
+
+def _resnet_units(backbone: nn.Module):
+    """Residual units of MMDet/MMSeg/MMPretrain ResNet, ResNetV1c/d, ResNeXt."""
+    stages = getattr(backbone, 'res_layers', None)
+    if not stages or not all(
+            isinstance(getattr(backbone, s, None), nn.Sequential)
+            for s in stages):
+        return None
+    units, output_units = [], []
+    for i, stage in enumerate(stages):
+        for j, unit in enumerate(getattr(backbone, stage)):
+            units.append((f'{stage}.{j}', unit))
+        if i in backbone.out_indices:
+            output_units.append(len(units) - 1)
+    return units, output_units
+
+
+def _vit_units(backbone: nn.Module):
+    """Transformer blocks of MMPretrain's VisionTransformer family."""
+    layers = getattr(backbone, 'layers', None)
+    if not isinstance(layers, nn.ModuleList) or not hasattr(
+            backbone, 'patch_embed') or not hasattr(backbone, 'out_indices'):
+        return None
+    units = [(f'layers.{i}', layer) for i, layer in enumerate(layers)]
+    output_units = sorted(i % len(layers) for i in backbone.out_indices)
+    return units, output_units
+
+
+UNIT_FINDERS = (_resnet_units, _vit_units)
+SUPPORTED = ('ResNet / ResNetV1c / ResNetV1d / ResNeXt (MMDet, MMSeg, '
+             'MMPretrain) and MMPretrain VisionTransformer')
+
+
+def backbone_units(model: nn.Module,
+                   backbone: str = 'backbone') -> Tuple[List[Unit], List[int]]:
+    """List the partitionable units of ``model.<backbone>``.
+
+    Raises:
+        PartitionError: if the backbone is missing or of an unknown type.
+    """
+    module = model
+    for part in backbone.split('.'):
+        if not hasattr(module, part):
+            raise PartitionError(
+                f'local learning: the model ({type(model).__name__}) has no '
+                f'module "{backbone}" to partition.')
+        module = getattr(module, part)
+    for finder in UNIT_FINDERS:
+        found = finder(module)
+        if found is not None:
+            named, output_units = found
+            units = [
+                Unit(f'{backbone}.{name}', m,
+                     any(p.requires_grad for p in m.parameters()))
+                for name, m in named
+            ]
+            return units, output_units
+    raise PartitionError(
+        f'local learning cannot partition a backbone of type '
+        f'{type(module).__name__}: supported are {SUPPORTED}.')
+
+
+def _even_ends(units: Sequence[Unit], num_blocks: int) -> List[int]:
+    trainable = [i for i, u in enumerate(units) if u.trainable]
+    if not trainable:
+        raise PartitionError('local learning: every backbone unit is frozen; '
+                             'there is nothing to split into blocks.')
+    if num_blocks > len(trainable):
+        raise PartitionError(
+            f'local learning: num_blocks={num_blocks} is more than the '
+            f'{len(trainable)} trainable backbone units '
+            f'({units[trainable[0]].name} .. {units[trainable[-1]].name}).')
+    # Larger blocks first, like numpy.array_split.
+    base, extra = divmod(len(trainable), num_blocks)
+    ends, pos = [], 0
+    for k in range(num_blocks - 1):
+        pos += base + (1 if k < extra else 0)
+        ends.append(trainable[pos - 1])
+    return ends
+
+
+def _named_ends(units: Sequence[Unit], boundaries: Sequence[str],
+                backbone: str) -> List[int]:
+    index = {u.name: i for i, u in enumerate(units)}
+    ends = []
+    for name in boundaries:
+        full = name if name in index else f'{backbone}.{name}'
+        if full not in index:
+            raise PartitionError(
+                f'local learning: boundary "{name}" is not a backbone unit; '
+                f'units are {units[0].name} .. {units[-1].name}.')
+        i = index[full]
+        if not units[i].trainable:
+            raise PartitionError(f'local learning: boundary "{name}" lies in '
+                                 'a frozen stage; frozen units get no block.')
+        if i == len(units) - 1:
+            raise PartitionError(
+                f'local learning: boundary "{name}" is the last backbone '
+                'unit; the last block must keep at least one unit.')
+        ends.append(i)
+    if sorted(set(ends)) != ends:
+        raise PartitionError('local learning: boundaries must be distinct '
+                             f'and in forward order, got {list(boundaries)}.')
+    return ends
+
+
+def build_block_plan(model: nn.Module,
+                     num_blocks: Optional[int] = None,
+                     boundaries: Optional[Sequence[str]] = None,
+                     backbone: str = 'backbone') -> BlockPlan:
+    """Plan K gradient-isolated blocks over ``model.<backbone>``.
+
+    Args:
+        model (nn.Module): The (unwrapped) model.
+        num_blocks (int, optional): K; trainable units are split evenly,
+            larger blocks first. Frozen units get no block of their own.
+        boundaries (list[str], optional): Explicit last unit of each block but
+            the last, e.g. ``['layer2.3', 'layer3.2']``. Exclusive with
+            ``num_blocks``.
+        backbone (str): Module path of the backbone. Defaults to 'backbone'.
+    """
+    if (num_blocks is None) == (boundaries is None):
+        raise PartitionError('local learning: give exactly one of '
+                             '`num_blocks` and `boundaries`.')
+    units, output_units = backbone_units(model, backbone)
+    if boundaries is not None:
+        ends = _named_ends(units, boundaries, backbone)
+    else:
+        if not isinstance(num_blocks, int) or num_blocks < 1:
+            raise PartitionError('local learning: num_blocks must be a '
+                                 f'positive integer, got {num_blocks!r}.')
+        ends = _even_ends(units, num_blocks)
+    return BlockPlan(
+        tuple(units), tuple(ends), tuple(output_units), backbone=backbone)
+
+
+def feature_channels(module: nn.Module) -> int:
+    """Channels (conv) or embedding width (transformer) a unit outputs."""
+    for m in reversed(list(module.modules())):
+        if isinstance(m, nn.Conv2d):
+            return m.out_channels
+        if isinstance(m, nn.Linear):
+            return m.out_features
+    raise PartitionError(
+        f'cannot infer the output channels of {type(module).__name__}.')

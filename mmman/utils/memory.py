@@ -1,0 +1,145 @@
+"""Measure the memory of one training iteration.
+
+``SavedTensorsMeter`` counts the bytes of tensors autograd saves for backward,
+each storage once, and tracks their peak while they are alive. It is
+deterministic and device independent: the number local learning lowers.
+``PeakMemory`` reads the process peak (CPU: VmHWM, reset through
+/proc/self/clear_refs) or ``torch.cuda.max_memory_allocated`` (GPU).
+"""
+import resource
+from typing import Dict, Optional
+
+import torch
+
+
+class _Saved:
+    """A saved tensor that tells the meter when autograd frees it."""
+    __slots__ = ('meter', 'key', 'tensor', '__weakref__')
+
+    def __init__(self, meter, key, tensor):
+        self.meter, self.key, self.tensor = meter, key, tensor
+
+    def __del__(self):
+        self.meter._release(self.key)
+
+
+class SavedTensorsMeter:
+    """Peak bytes of activations saved for backward inside the context.
+
+    Parameters (leaf tensors that require grad) are not activations and are
+    not counted. Storages shared by several saved tensors count once.
+
+    Example:
+        >>> with SavedTensorsMeter() as meter:
+        ...     loss = model(x).sum(); loss.backward()
+        >>> meter.peak_bytes
+    """
+
+    def __init__(self):
+        self.current_bytes = 0
+        self.peak_bytes = 0
+        self._live: Dict[tuple, list] = {}
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(
+            self._pack, self._unpack)
+
+    def _pack(self, tensor: torch.Tensor):
+        if tensor.is_leaf and tensor.requires_grad:
+            return tensor
+        storage = tensor.untyped_storage()
+        key = (tensor.device, storage.data_ptr())
+        entry = self._live.get(key)
+        if entry is None:
+            self._live[key] = [storage.nbytes(), 1]
+            self.current_bytes += storage.nbytes()
+            self.peak_bytes = max(self.peak_bytes, self.current_bytes)
+        else:
+            entry[1] += 1
+        return _Saved(self, key, tensor)
+
+    @staticmethod
+    def _unpack(packed):
+        return packed.tensor if isinstance(packed, _Saved) else packed
+
+    def _release(self, key) -> None:
+        entry = self._live.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.current_bytes -= entry[0]
+            del self._live[key]
+
+    def __enter__(self):
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._hooks.__exit__(*exc)
+        return False
+
+
+class PeakMemory:
+    """Peak memory of the process (CPU) or of the CUDA allocator (GPU).
+
+    Args:
+        device (torch.device | str, optional): 'cuda[:i]' measures
+            ``torch.cuda.max_memory_allocated``; otherwise the peak resident
+            set size of this process.
+    """
+
+    def __init__(self, device: Optional[torch.device] = None):
+        self.device = torch.device(device or 'cpu')
+        self.peak_bytes = 0
+
+    def __enter__(self):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            _reset_cpu_peak()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            self.peak_bytes = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self.peak_bytes = _cpu_peak()
+        return False
+
+
+def _reset_cpu_peak() -> None:
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # resets VmHWM to the current RSS (Linux)
+    except OSError:
+        pass
+
+
+def _cpu_peak() -> int:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def measure_train_step(model, data, optim_wrapper,
+                       device: Optional[torch.device] = None) -> dict:
+    """Run one ``model.train_step`` and measure it.
+
+    Returns:
+        dict: ``peak_saved_bytes``, ``peak_memory_bytes`` and ``log_vars``.
+    """
+    with PeakMemory(device) as peak, SavedTensorsMeter() as saved:
+        log_vars = model.train_step(data, optim_wrapper)
+    return dict(
+        peak_saved_bytes=saved.peak_bytes,
+        peak_memory_bytes=peak.peak_bytes,
+        log_vars=log_vars)
+
+
+__all__ = ['SavedTensorsMeter', 'PeakMemory', 'measure_train_step']

@@ -1,0 +1,154 @@
+"""Tiny models, generated batches and reference gradients for the tests."""
+import copy
+import importlib
+
+import torch
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+
+import mmman  # noqa: F401  (registers the local-learning pieces)
+from model_cfgs import (NUM_CLASSES, det_model_cfg, seg_model_cfg,  # noqa
+                        vit_seg_model_cfg)
+
+
+
+def build(scope, cfg, seed=0):
+    """Build a model of the given library with a fixed seed."""
+    importlib.import_module(f'{scope}.utils').register_all_modules(False)
+    init_default_scope(scope)
+    from mmengine.registry import MODELS
+    torch.manual_seed(seed)
+    return MODELS.build(copy.deepcopy(cfg))
+
+
+def local_wrapper(model, lr=0.01, **local_cfg):
+    """LocalOptimWrapper for ``model`` with SGD."""
+    return build_optim_wrapper(
+        model,
+        dict(
+            type='LocalOptimWrapper',
+            constructor='LocalOptimWrapperConstructor',
+            optimizer=dict(type='SGD', lr=lr, momentum=0.9),
+            local_cfg=local_cfg))
+
+
+def det_batch(n=2, size=64, seed=0):
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for i in range(n):
+        inputs.append(
+            torch.randint(
+                0, 256, (3, size, size), generator=g, dtype=torch.uint8))
+        s = DetDataSample(
+            metainfo=dict(
+                img_shape=(size, size),
+                ori_shape=(size, size),
+                scale_factor=(1.0, 1.0)))
+        s.gt_instances = InstanceData(
+            bboxes=torch.tensor([[4.0, 6.0, 40.0, 44.0],
+                                 [20.0, 10.0, 60.0, 30.0]]),
+            labels=torch.tensor([i % NUM_CLASSES, (i + 1) % NUM_CLASSES]))
+        samples.append(s)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def seg_batch(n=2, size=64, seed=0):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for _ in range(n):
+        inputs.append(
+            torch.randint(
+                0, 256, (3, size, size), generator=g, dtype=torch.uint8))
+        label = torch.randint(
+            0, NUM_CLASSES + 1, (1, size, size), generator=g)
+        label[:, :4] = 255
+        s = SegDataSample(
+            metainfo=dict(img_shape=(size, size), ori_shape=(size, size)))
+        s.gt_sem_seg = PixelData(data=label)
+        samples.append(s)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+STEM = ('conv1', 'norm1', 'bn1', 'stem', 'patch_embed', 'cls_token', 'pos_embed')
+
+
+def block_params(model, plan, k):
+    """Parameters (name -> tensor) trained by block k of the plan.
+
+    Block 1 also owns the stem; the last block owns everything not owned by
+    an earlier block (its units, neck, heads).
+    """
+    if k == plan.num_blocks - 1:
+        earlier = set()
+        for j in range(plan.num_blocks - 1):
+            earlier |= set(block_params(model, plan, j))
+        return {
+            n: p
+            for n, p in model.named_parameters()
+            if p.requires_grad and n not in earlier
+        }
+    prefixes = [u.name + '.' for u in plan.block_units(k)]
+    if k == 0:
+        prefixes += [f'{plan.backbone}.{s}' for s in STEM]
+    return {
+        n: p
+        for n, p in model.named_parameters()
+        if p.requires_grad and any(n.startswith(pre) for pre in prefixes)
+    }
+
+
+def reference_grads(model, aux, plan, batch):
+    """Per-block gradients computed without mmman's machinery.
+
+    Plain forward (no stop-gradient anywhere); block k's gradient is
+    d L_k / d theta_k, the last block's is d L_model / d theta_K.
+    """
+    feats = {}
+    handles = [
+        plan.boundary_unit(k).module.register_forward_hook(
+            lambda m, a, out, k=k: feats.__setitem__(k, out))
+        for k in range(plan.num_blocks - 1)
+    ]
+    try:
+        torch.manual_seed(0)  # same dropout masks as in local_grads
+        data = model.data_preprocessor(copy.deepcopy(batch), True)
+        losses = model(**data, mode='loss')
+    finally:
+        for h in handles:
+            h.remove()
+    model_loss, _ = model.parse_losses(losses)
+    aux.train()
+    ref = {}
+    for k in range(plan.num_blocks):
+        params = block_params(model, plan, k)
+        if k < plan.num_blocks - 1:
+            loss, _ = model.parse_losses(
+                aux.loss(k, feats[k], data['data_samples']))
+        else:
+            loss = model_loss
+        grads = torch.autograd.grad(
+            loss, list(params.values()), retain_graph=True, allow_unused=True)
+        ref.update({
+            n: torch.zeros_like(p) if g is None else g
+            for (n, p), g in zip(params.items(), grads)
+        })
+    return ref
+
+
+def local_grads(model, wrapper, batch):
+    """Gradients left by one local-learning forward + model backward."""
+    wrapper.zero_grad()
+    with wrapper.optim_context(model):
+        torch.manual_seed(0)  # same dropout masks as in reference_grads
+        data = model.data_preprocessor(copy.deepcopy(batch), True)
+        losses = model(**data, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    wrapper.backward(loss)
+    return {
+        n: (torch.zeros_like(p) if p.grad is None else p.grad.clone())
+        for n, p in model.named_parameters() if p.requires_grad
+    }

@@ -1,0 +1,160 @@
+"""Model configs of the tests (no mmman import: also used by plain runs)."""
+
+
+NUM_CLASSES = 3
+
+
+def _norm(kind):
+    if kind == 'GN':
+        return dict(type='GN', num_groups=4, requires_grad=True)
+    return dict(type='BN', requires_grad=True)
+
+
+def det_model_cfg(frozen_stages=-1, norm_eval=False):
+    """MMDet RetinaNet on a ResNet-18 (8 base channels) with FPN."""
+    return dict(
+        type='RetinaNet',
+        data_preprocessor=dict(
+            type='DetDataPreprocessor',
+            mean=[127.5] * 3,
+            std=[127.5] * 3,
+            bgr_to_rgb=False,
+            pad_size_divisor=32),
+        backbone=dict(
+            type='ResNet',
+            depth=18,
+            stem_channels=8,
+            base_channels=8,
+            out_indices=(0, 1, 2, 3),
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+            norm_cfg=dict(type='BN', requires_grad=True)),
+        neck=dict(
+            type='FPN',
+            in_channels=[8, 16, 32, 64],
+            out_channels=16,
+            start_level=1,
+            add_extra_convs='on_input',
+            num_outs=3),
+        bbox_head=dict(
+            type='RetinaHead',
+            num_classes=NUM_CLASSES,
+            in_channels=16,
+            stacked_convs=1,
+            feat_channels=16,
+            anchor_generator=dict(
+                type='AnchorGenerator',
+                octave_base_scale=4,
+                scales_per_octave=1,
+                ratios=[1.0],
+                strides=[8, 16, 32]),
+            bbox_coder=dict(
+                type='DeltaXYWHBBoxCoder',
+                target_means=[.0, .0, .0, .0],
+                target_stds=[1.0, 1.0, 1.0, 1.0]),
+            loss_cls=dict(
+                type='FocalLoss',
+                use_sigmoid=True,
+                gamma=2.0,
+                alpha=0.25,
+                loss_weight=1.0),
+            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+        train_cfg=dict(
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.5,
+                neg_iou_thr=0.4,
+                min_pos_iou=0,
+                ignore_iof_thr=-1),
+            sampler=dict(type='PseudoSampler'),
+            allowed_border=-1,
+            pos_weight=-1,
+            debug=False),
+        test_cfg=dict(
+            nms_pre=100,
+            min_bbox_size=0,
+            score_thr=0.05,
+            nms=dict(type='nms', iou_threshold=0.5),
+            max_per_img=10))
+
+
+def seg_model_cfg(norm='BN', frozen_stages=-1):
+    """MMSeg DeepLabV3 on a dilated ResNetV1c-18 (d8), FCN auxiliary head."""
+    norm = _norm(norm)
+    return dict(
+        type='EncoderDecoder',
+        data_preprocessor=dict(
+            type='SegDataPreProcessor',
+            mean=[127.5] * 3,
+            std=[127.5] * 3,
+            size=(64, 64),
+            pad_val=0,
+            seg_pad_val=255),
+        backbone=dict(
+            type='ResNetV1c',
+            depth=18,
+            stem_channels=8,
+            base_channels=8,
+            strides=(1, 2, 1, 1),
+            dilations=(1, 1, 2, 4),
+            out_indices=(0, 1, 2, 3),
+            norm_cfg=norm,
+            frozen_stages=frozen_stages,
+            contract_dilation=True),
+        decode_head=dict(
+            type='ASPPHead',
+            in_channels=64,
+            in_index=3,
+            channels=16,
+            dilations=(1, 2, 3, 4),
+            num_classes=NUM_CLASSES + 1,
+            norm_cfg=norm,
+            align_corners=False,
+            loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+        auxiliary_head=dict(
+            type='FCNHead',
+            in_channels=32,
+            in_index=2,
+            channels=8,
+            num_convs=1,
+            concat_input=False,
+            num_classes=NUM_CLASSES + 1,
+            norm_cfg=norm,
+            align_corners=False,
+            loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4)),
+        train_cfg=dict(),
+        test_cfg=dict(mode='whole'))
+
+
+def vit_seg_model_cfg():
+    """MMSeg VisionTransformer (4 blocks, 16 dims) with an FCN head."""
+    return dict(
+        type='EncoderDecoder',
+        data_preprocessor=dict(
+            type='SegDataPreProcessor',
+            mean=[127.5] * 3,
+            std=[127.5] * 3,
+            size=(64, 64),
+            seg_pad_val=255),
+        backbone=dict(
+            type='VisionTransformer',
+            img_size=(64, 64),
+            patch_size=8,
+            embed_dims=16,
+            num_layers=4,
+            num_heads=2,
+            mlp_ratio=2,
+            out_indices=(1, 3),
+            final_norm=True),
+        decode_head=dict(
+            type='FCNHead',
+            in_channels=16,
+            in_index=1,
+            channels=8,
+            num_convs=1,
+            concat_input=False,
+            num_classes=NUM_CLASSES + 1,
+            align_corners=False,
+            loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+        train_cfg=dict(),
+        test_cfg=dict(mode='whole'))
