@@ -23,7 +23,9 @@ class ImageClassAuxHead(BaseModule):
     Args:
         in_channels (int): Channels of the input features.
         num_classes (int): Number of classes.
-        channels (int): Width of the conv and hidden FC. Defaults to 256.
+        channels (int, optional): Width of the conv and hidden FC. Defaults
+            to ``min(in_channels, 256)``: the head must stay cheap next to
+            the block it trains.
         loss_weight (float): Weight of the local loss. Defaults to 1.0.
         ignore_index (int): Label ignored in segmentation maps.
         tokens (bool): Inputs are ``(N, L, C)`` transformer tokens.
@@ -33,13 +35,14 @@ class ImageClassAuxHead(BaseModule):
     def __init__(self,
                  in_channels: int,
                  num_classes: int,
-                 channels: int = 256,
+                 channels: Optional[int] = None,
                  loss_weight: float = 1.0,
                  ignore_index: int = 255,
                  tokens: bool = False,
                  norm_cfg: dict = dict(type='BN'),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
+        channels = channels or min(in_channels, 256)
         self.num_classes = num_classes
         self.loss_weight = loss_weight
         self.ignore_index = ignore_index

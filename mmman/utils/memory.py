@@ -26,8 +26,8 @@ class _Saved:
 class SavedTensorsMeter:
     """Peak bytes of activations saved for backward inside the context.
 
-    Parameters (leaf tensors that require grad) are not activations and are
-    not counted. Storages shared by several saved tensors count once.
+    Parameters (leaf tensors that require grad) and views of them (e.g. the
+    transposed weight a Linear saves) are not activations and are not counted. Storages shared by several saved tensors count once.
 
     Example:
         >>> with SavedTensorsMeter() as meter:
@@ -43,7 +43,8 @@ class SavedTensorsMeter:
             self._pack, self._unpack)
 
     def _pack(self, tensor: torch.Tensor):
-        if tensor.is_leaf and tensor.requires_grad:
+        base = tensor if tensor._base is None else tensor._base
+        if base.is_leaf and base.requires_grad:  # a parameter or a view of it
             return tensor
         storage = tensor.untyped_storage()
         key = (tensor.device, storage.data_ptr())
