@@ -24,10 +24,15 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
 
+_DEFAULT_STATISTICS = {'min', 'max', 'current', 'mean'}
+
+
 def _history_buffer_method(obj, name):
     """``getattr`` restricted to the statistic methods of a HistoryBuffer."""
     owner = obj if isinstance(obj, type) else type(obj)
-    if issubclass(owner, HistoryBuffer) and name in owner._statistics_methods:
+    # The defaults are registered lazily, by the first HistoryBuffer made.
+    allowed = _DEFAULT_STATISTICS | set(HistoryBuffer._statistics_methods)
+    if issubclass(owner, HistoryBuffer) and name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'refused getattr({owner.__name__}, {name!r}) in a checkpoint')

@@ -1,0 +1,3 @@
+from .synthetic import PALETTE, SHAPES, make_shapes_segmentation
+
+__all__ = ['PALETTE', 'SHAPES', 'make_shapes_segmentation']

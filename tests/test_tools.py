@@ -1,0 +1,97 @@
+"""tools/train.py and tools/test.py as a user runs them."""
+import glob
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmman.apis import enable_amp
+from mmman.datasets import make_shapes_segmentation
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = osp.join(ROOT, 'configs', 'demo',
+                  'deeplabv3_r18-d8_man++-k4_300it_shapes-64x64.py')
+
+
+def _data_root_options(root):
+    return [
+        f'{loader}.dataset.data_root={root}'
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader')
+    ]
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, *args],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True)
+
+
+@pytest.fixture(scope='module')
+def shapes(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('shapes'))
+    return make_shapes_segmentation(root, num_train=16, num_val=8)
+
+
+def test_train_then_test_from_the_command_line(tmp_path, shapes):
+    work = str(tmp_path / 'work')
+    out = _run('tools/train.py', CONFIG, '--work-dir', work, '--cfg-options',
+               'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
+               'default_hooks.checkpoint.interval=4',
+               'default_hooks.logger.interval=2',
+               'param_scheduler.0.end=4', 'optim_wrapper.local_cfg.method=man',
+               *_data_root_options(shapes))
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    assert 'local3_loss_cls' in log and 'mIoU' in log
+    assert f'work dir: {work}' in log
+    ckpt = osp.join(work, 'iter_4.pth')
+    assert osp.isfile(ckpt)
+    # method=man: EMA copies but no scaling bias in the saved aux state.
+    from mmengine.runner import CheckpointLoader
+    import mmman  # noqa: F401
+    aux = CheckpointLoader.load_checkpoint(ckpt)['optimizer']['mmman_local']
+    assert any('ema.module' in k for k in aux)
+    assert not any('scale_bias' in k for k in aux)
+
+    out = _run('tools/test.py', CONFIG, ckpt, '--work-dir',
+               str(tmp_path / 'test'), '--cfg-options',
+               *_data_root_options(shapes))
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert "'mIoU'" in out.stdout
+
+
+def test_missing_dataset_gives_one_clear_message(tmp_path):
+    out = _run('tools/train.py', CONFIG, '--work-dir', str(tmp_path),
+               '--cfg-options', *_data_root_options('/nonexistent/shapes'))
+    assert out.returncode != 0
+    assert 'dataset not found at "/nonexistent/shapes"' in out.stderr
+    assert 'Traceback' not in out.stderr
+    assert not glob.glob(str(tmp_path / '*' / '*.log'))  # nothing written
+
+
+def test_amp_needs_a_gpu_and_keeps_local_learning(monkeypatch):
+    cfg = Config.fromfile(CONFIG)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match='CUDA'):
+            enable_amp(cfg)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.type == 'LocalAmpOptimWrapper'
+    assert cfg.optim_wrapper.local_cfg.method == 'man++'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+
+
+@pytest.mark.parametrize('method', ['e2e', 'dgl', 'man', 'man++'])
+def test_method_configs_inherit_one_field(method):
+    name = {'e2e': 'e2e'}.get(method, f'{method}-k4')
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'demo',
+                 f'deeplabv3_r18-d8_{name}_300it_shapes-64x64.py'))
+    assert cfg.optim_wrapper.local_cfg.method == method
+    assert cfg.optim_wrapper.local_cfg.num_blocks == 4
+    assert cfg.optim_wrapper.optimizer.lr == 0.05
