@@ -105,7 +105,8 @@ def reference_grads(model, aux, plan, batch):
     """Per-block gradients computed without mmman's machinery.
 
     Plain forward (no stop-gradient anywhere); block k's gradient is
-    d L_k / d theta_k, the last block's is d L_model / d theta_K.
+    d L_k / d theta_k, the last block's is d L_model / d theta_K, each from a
+    backward of that loss alone.
     """
     feats = {}
     handles = [
@@ -123,19 +124,20 @@ def reference_grads(model, aux, plan, batch):
     model_loss, _ = model.parse_losses(losses)
     aux.train()
     ref = {}
-    for k in range(plan.num_blocks):
-        params = block_params(model, plan, k)
-        if k < plan.num_blocks - 1:
-            loss, _ = model.parse_losses(
-                aux.loss(k, feats[k], data['data_samples']))
-        else:
-            loss = model_loss
-        grads = torch.autograd.grad(
-            loss, list(params.values()), retain_graph=True, allow_unused=True)
+    losses = [
+        model.parse_losses(aux.loss(k, feats[k], data['data_samples']))[0]
+        for k in range(plan.num_blocks - 1)
+    ] + [model_loss]
+    # backward() per loss (not autograd.grad: reentrant with_cp refuses it).
+    for k, loss in enumerate(losses):
+        model.zero_grad()
+        aux.zero_grad()
+        loss.backward(retain_graph=k < len(losses) - 1)
         ref.update({
-            n: torch.zeros_like(p) if g is None else g
-            for (n, p), g in zip(params.items(), grads)
+            n: torch.zeros_like(p) if p.grad is None else p.grad.clone()
+            for n, p in block_params(model, plan, k).items()
         })
+    model.zero_grad()
     return ref
 
 

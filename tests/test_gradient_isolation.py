@@ -16,6 +16,28 @@ from helpers import (block_params, build, seg_batch, seg_model_cfg, det_batch,
                      reference_grads, seg_batch, seg_model_cfg,
                      vit_seg_model_cfg)
 
+def _resnext_det_cfg():
+    cfg = det_model_cfg()
+    cfg['backbone'] = dict(
+        type='ResNeXt',
+        depth=50,
+        groups=4,
+        base_width=4,
+        base_channels=8,
+        stem_channels=8,
+        out_indices=(0, 1, 2, 3),
+        norm_cfg=dict(type='BN'),
+        norm_eval=False)
+    cfg['neck']['in_channels'] = [32, 64, 128, 256]
+    return cfg
+
+
+def _with_cp_det_cfg():
+    cfg = det_model_cfg()
+    cfg['backbone']['with_cp'] = True  # activation checkpointing
+    return cfg
+
+
 CASES = {
     # MMSeg DeepLabV3 (dilated ResNetV1c-18), K=4 split evenly over 8 units.
     'seg-k4': ('mmseg', seg_model_cfg(), seg_batch, dict(num_blocks=4)),
@@ -25,6 +47,12 @@ CASES = {
     # output fed to FPN is produced inside the finished block 2.
     'det-fpn-inside': ('mmdet', det_model_cfg(), det_batch,
                        dict(boundaries=['layer2.0', 'layer3.0'])),
+    # MMDet ResNeXt-50 (grouped bottlenecks), K=4 over 16 units.
+    'det-resnext-k4': ('mmdet', _resnext_det_cfg(), det_batch,
+                       dict(num_blocks=4)),
+    # with_cp=True: units recompute their forward during backward.
+    'det-with-cp': ('mmdet', _with_cp_det_cfg(), det_batch,
+                    dict(num_blocks=3)),
     # MMSeg DeepLabV3 (dilated ResNetV1c): boundary inside layer3 *and* at
     # layer4.0, so layer3's output (auxiliary_head input) comes from a
     # finished block.
