@@ -11,10 +11,10 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 from torch.optim import SGD
 
-from helpers import (block_params, build, seg_batch, seg_model_cfg, det_batch,
-                     det_model_cfg, local_grads, local_wrapper,
-                     reference_grads, seg_batch, seg_model_cfg,
-                     vit_seg_model_cfg)
+from helpers import (block_params, build, det_batch, det_model_cfg,
+                     local_grads, local_wrapper, reference_grads, seg_batch,
+                     seg_model_cfg, vit_seg_model_cfg)
+
 
 def _resnext_det_cfg():
     cfg = det_model_cfg()

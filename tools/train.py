@@ -9,19 +9,14 @@ import argparse
 import os
 import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-
 import mmman  # noqa: F401  (registers local learning; safe checkpoint loads)
-from mmman.apis import (DatasetNotFoundError, check_data_roots, enable_amp,
-                        resolve_work_dir)
+from mmman.apis import (DatasetNotFoundError, add_common_args, build_runner,
+                        check_data_roots, enable_amp, load_config)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a model (mmman)')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--amp', action='store_true', help='mixed precision training (GPU)')
     parser.add_argument(
@@ -33,30 +28,12 @@ def parse_args():
         const='auto',
         help='resume from CKPT, or from the latest checkpoint in the work '
         'dir when no path is given')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. '
-        'optim_wrapper.local_cfg.method=man')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parser.parse_args()
 
 
-def build_runner(args) -> Runner:
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    resolve_work_dir(cfg, args.config, args.work_dir)
+def prepare_runner(args):
+    cfg = load_config(args)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:
@@ -72,15 +49,13 @@ def build_runner(args) -> Runner:
         cfg.resume = True
         cfg.load_from = args.resume
     check_data_roots(cfg)
-    if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
+    return build_runner(cfg)
 
 
 def main():
     args = parse_args()
     try:
-        runner = build_runner(args)
+        runner = prepare_runner(args)
     except DatasetNotFoundError as e:
         sys.exit(f'error: {e}')
     runner.train()

@@ -1,7 +1,9 @@
-from .config import (DatasetNotFoundError, check_data_roots, enable_amp,
+from .config import (DatasetNotFoundError, add_common_args, build_runner,
+                     check_data_roots, enable_amp, load_config,
                      resolve_work_dir)
 
 __all__ = [
-    'DatasetNotFoundError', 'check_data_roots', 'enable_amp',
-    'resolve_work_dir'
+    'DatasetNotFoundError', 'add_common_args', 'build_runner',
+    'check_data_roots',
+    'enable_amp', 'load_config', 'resolve_work_dir'
 ]

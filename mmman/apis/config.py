@@ -1,8 +1,10 @@
 """Config handling shared by tools/train.py and tools/test.py."""
+import argparse
+import os
 import os.path as osp
 from typing import Optional
 
-from mmengine.config import Config, DictAction  # noqa: F401 (re-export)
+from mmengine.config import Config, DictAction
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -61,3 +63,41 @@ def resolve_work_dir(cfg: Config, config_path: str,
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config_path))[0])
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by tools/train.py and tools/test.py."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. '
+        'optim_wrapper.local_cfg.method=man')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Config from ``args.config`` with launcher, overrides and work dir."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    resolve_work_dir(cfg, args.config, args.work_dir)
+    return cfg
+
+
+def build_runner(cfg: Config):
+    """``Runner.from_cfg``, or the config's own ``runner_type``."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
