@@ -6,6 +6,7 @@ modules in MMEngine's root registries, so configs of every OpenMMLab library
 """
 from .engine import *  # noqa: F401,F403
 from .local import *  # noqa: F401,F403
+from .tasks import *  # noqa: F401,F403
 from .utils import allow_mmengine_checkpoints
 from .version import __version__
 

@@ -158,3 +158,49 @@ def vit_seg_model_cfg():
             loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
         train_cfg=dict(),
         test_cfg=dict(mode='whole'))
+
+
+def tiny_cityscapes_run(cfg, data_root, work_dir, iters=2):
+    """Shrink a Cityscapes config to a few CPU iterations on tiny images.
+
+    Keeps the model and the local-learning settings; replaces data roots,
+    pipelines (no resize to 2048x1024), schedule and output paths.
+    """
+    cfg.work_dir = work_dir
+    cfg.log_level = 'WARNING'
+    cfg.model.pretrained = None
+    cfg.model.data_preprocessor.size = (64, 128)
+    if 'img_size' in cfg.model.backbone:
+        cfg.model.backbone.img_size = (64, 128)
+    train = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations'),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='PackSegInputs')
+    ]
+    test = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations'),
+        dict(type='PackSegInputs')
+    ]
+    for name, pipeline in (('train_dataloader', train),
+                           ('val_dataloader', test),
+                           ('test_dataloader', test)):
+        loader = cfg[name]
+        loader.num_workers = 0
+        loader.persistent_workers = False
+        loader.dataset.data_root = data_root
+        loader.dataset.pipeline = pipeline
+    cfg.train_dataloader.batch_size = 2
+    cfg.train_cfg = dict(
+        type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', by_epoch=False, interval=iters)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluators = cfg[key] if isinstance(cfg[key], list) else [cfg[key]]
+        for ev in evaluators:
+            if ev['type'] == 'CityscapesMetric':
+                ev['output_dir'] = f'{work_dir}/cityscapes_eval_{key}'
+    return cfg

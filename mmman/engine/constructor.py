@@ -11,7 +11,8 @@ Config (everything lives in ``optim_wrapper``)::
             num_blocks=4,          # or boundaries=['layer2.3', ...]
             momentum=0.995,        # MAN EMA, paper convention
             eta=None,              # ablations, e.g. dict(learnable_copy=False)
-            aux_head=dict(type='ImageClassAuxHead'),
+            aux_head=dict(type='ImageClassAuxHead'),  # or one per block
+            recon_head=None,       # InfoPro: dict(type='ReconstructionAuxHead')
             backbone='backbone'))
 """
 import copy
@@ -28,7 +29,7 @@ from mmman.tasks import infer_num_classes
 from .optim_wrapper import LocalLearningMixin
 
 LOCAL_CFG_KEYS = ('method', 'num_blocks', 'boundaries', 'momentum', 'eta',
-                  'aux_head', 'backbone')
+                  'aux_head', 'recon_head', 'backbone')
 DEFAULT_LOCAL_CFG = dict(
     method='e2e',
     num_blocks=None,
@@ -36,6 +37,7 @@ DEFAULT_LOCAL_CFG = dict(
     momentum=0.995,
     eta=None,
     aux_head=dict(type='ImageClassAuxHead'),
+    recon_head=None,
     backbone='backbone')
 
 
@@ -81,10 +83,15 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             return super().__call__(model)
         plan = build_block_plan(module, cfg['num_blocks'], cfg['boundaries'],
                                 cfg['backbone'])
-        head = dict(cfg['aux_head'])
-        if head.get('num_classes') is None:
-            head['num_classes'] = infer_num_classes(module)
-        aux = LocalAuxiliary(plan, head=head, eta=self.eta_cfg)
+        heads = cfg['aux_head']
+        if isinstance(heads, dict):
+            heads = [heads] * (plan.num_blocks - 1)
+        heads = [dict(h) for h in heads]
+        for head in heads:
+            if head.get('num_classes') is None:
+                head['num_classes'] = infer_num_classes(module)
+        aux = LocalAuxiliary(
+            plan, head=heads, eta=self.eta_cfg, recon_head=cfg['recon_head'])
         device = next(module.parameters()).device
         aux.to(device)
 

@@ -63,6 +63,7 @@ class LocalLearningMixin:
         self.plan = plan
         self.aux = aux
         self._armed = False
+        self._inputs = None
         self._data_samples = None
         self._handles = []
         if self.local_enabled:
@@ -77,7 +78,7 @@ class LocalLearningMixin:
         model, plan = self.model, self.plan
         self._handles.append(
             model.register_forward_pre_hook(
-                self._capture_data_samples, with_kwargs=True))
+                self._capture_batch, with_kwargs=True))
         for k in range(plan.num_blocks - 1):
             unit = plan.boundary_unit(k).module
             self._handles.append(
@@ -93,8 +94,9 @@ class LocalLearningMixin:
             handle.remove()
         self._handles.clear()
 
-    def _capture_data_samples(self, module, args, kwargs):
+    def _capture_batch(self, module, args, kwargs):
         if self._armed:
+            self._inputs = kwargs.get('inputs', args[0] if args else None)
             self._data_samples = kwargs.get(
                 'data_samples', args[1] if len(args) > 1 else None)
 
@@ -113,7 +115,7 @@ class LocalLearningMixin:
             raise RuntimeError(
                 'local learning: the model was called without data_samples; '
                 'local losses need the targets of the batch.')
-        losses = self.aux.loss(k, feature, self._data_samples)
+        losses = self.aux.loss(k, feature, self._data_samples, self._inputs)
         loss, log_vars = self.model.parse_losses(losses)
         self._local_backward(loss)
         for name, value in log_vars.items():
@@ -158,7 +160,7 @@ class LocalLearningMixin:
                 yield
             finally:
                 self._armed = False
-                self._data_samples = None
+                self._inputs = self._data_samples = None
 
     def _prepare(self) -> None:
         """First step: take the copies from the now-loaded next layers."""

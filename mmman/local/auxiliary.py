@@ -1,6 +1,6 @@
 """The training-only state of local learning: one (eta, head) per boundary."""
 import copy
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -49,18 +49,27 @@ class LocalAuxiliary(nn.Module):
 
     Args:
         plan (BlockPlan): The block plan.
-        head (dict): Config of the auxiliary head; ``in_channels`` and
-            ``tokens`` are filled in per block.
+        head (dict | list[dict]): Config of the auxiliary head, or one per
+            block; ``in_channels`` and ``tokens`` are filled in per block.
         eta (dict, optional): :class:`MomentumAuxNet` arguments; None for the
             plain local baseline (no eta).
+        recon_head (dict, optional): InfoPro's reconstruction term added to
+            every block's loss; its ``loss_weight`` may be a list, one weight
+            per block (InfoPro moves it with depth).
     """
 
-    def __init__(self, plan: BlockPlan, head: dict,
-                 eta: Optional[dict] = None):
+    def __init__(self,
+                 plan: BlockPlan,
+                 head: Union[dict, Sequence[dict]],
+                 eta: Optional[dict] = None,
+                 recon_head: Optional[dict] = None):
         super().__init__()
         self.etas = nn.ModuleList()
         self.heads = nn.ModuleList()
-        for k in range(plan.num_blocks - 1):
+        self.recons = nn.ModuleList()
+        num_local = plan.num_blocks - 1
+        heads = _per_block(head, num_local, 'aux_head')
+        for k in range(num_local):
             feat = plan.boundary_unit(k).module
             if eta is not None:
                 nxt = plan.next_unit(k).module
@@ -70,11 +79,22 @@ class LocalAuxiliary(nn.Module):
             else:
                 channels = feature_channels(feat)
                 self.etas.append(nn.Identity())
+            tokens = _is_token_unit(feat)
             self.heads.append(
                 MODELS.build(
-                    head,
-                    default_args=dict(
-                        in_channels=channels, tokens=_is_token_unit(feat))))
+                    heads[k],
+                    default_args=dict(in_channels=channels, tokens=tokens)))
+            if recon_head is not None:
+                recon = dict(recon_head)
+                weights = recon.get('loss_weight', 1.0)
+                if isinstance(weights, (list, tuple)):
+                    recon['loss_weight'] = _per_block(weights, num_local,
+                                                      'loss_weight')[k]
+                self.recons.append(
+                    MODELS.build(
+                        recon,
+                        default_args=dict(in_channels=channels,
+                                          tokens=tokens)))
         # Persistent flag: copies were taken from the (pretrained) next layer.
         self.register_buffer('initialized', torch.tensor(False))
 
@@ -82,10 +102,17 @@ class LocalAuxiliary(nn.Module):
     def uses_man(self) -> bool:
         return any(isinstance(e, MomentumAuxNet) for e in self.etas)
 
-    def loss(self, k: int, feature: torch.Tensor,
-             data_samples: Sequence) -> Dict[str, torch.Tensor]:
-        """Local loss of block ``k``: f(Phi(eta(feature)))."""
-        return self.heads[k].loss(self.etas[k](feature), data_samples)
+    def loss(self,
+             k: int,
+             feature: torch.Tensor,
+             data_samples: Sequence,
+             inputs: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Local loss of block ``k``: f(Phi(eta(feature))) [+ recon]."""
+        z = self.etas[k](feature)
+        losses = dict(self.heads[k].loss(z, data_samples))
+        if len(self.recons):
+            losses.update(self.recons[k].loss(z, inputs))
+        return losses
 
     def reset_copies(self, plan: BlockPlan) -> None:
         """Take eta' and eta'' from the current next layers."""
@@ -106,6 +133,16 @@ class LocalAuxiliary(nn.Module):
         for k, eta in enumerate(self.etas):
             if isinstance(eta, MomentumAuxNet):
                 eta.follow(plan.next_unit(k).module)
+
+
+def _per_block(value, num: int, name: str) -> list:
+    """A setting given once for all blocks or as a list, one per block."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != num:
+            raise ValueError(f'local learning: {name} lists {len(value)} '
+                             f'entries for {num} local blocks.')
+        return list(value)
+    return [value] * num
 
 
 def _is_token_unit(unit: nn.Module) -> bool:

@@ -1,3 +1,7 @@
+from .seg_heads import DecodeAuxHead, tokens_to_map
 from .targets import image_level_targets, infer_num_classes
 
-__all__ = ['image_level_targets', 'infer_num_classes']
+__all__ = [
+    'DecodeAuxHead', 'tokens_to_map', 'image_level_targets',
+    'infer_num_classes'
+]
