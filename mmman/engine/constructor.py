@@ -9,6 +9,8 @@ Config (everything lives in ``optim_wrapper``)::
         local_cfg=dict(
             method='man++',        # 'e2e' | 'dgl' | 'man' | 'man++'
             num_blocks=4,          # or boundaries=['layer2.3', ...]
+            balance=None,          # dict(img_scale=(800, 1333)): split K
+                                   # blocks by estimated activation memory
             momentum=0.995,        # MAN EMA, paper convention
             eta=None,              # ablations, e.g. dict(learnable_copy=False)
             aux_head=dict(type='ImageClassAuxHead'),  # or one per block
@@ -23,17 +25,20 @@ from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
 from mmman.local.auxiliary import LocalAuxiliary, resolve_eta_cfg
-from mmman.local.partition import build_block_plan
+from mmman.local.balance import balanced_ends, estimate_costs
+from mmman.local.partition import backbone_units, build_block_plan
 from mmman.tasks import infer_num_classes
+from mmman.utils.synthetic import synthetic_batch
 
 from .optim_wrapper import LocalLearningMixin
 
-LOCAL_CFG_KEYS = ('method', 'num_blocks', 'boundaries', 'momentum', 'eta',
-                  'aux_head', 'recon_head', 'backbone')
+LOCAL_CFG_KEYS = ('method', 'num_blocks', 'boundaries', 'balance',
+                  'momentum', 'eta', 'aux_head', 'recon_head', 'backbone')
 DEFAULT_LOCAL_CFG = dict(
     method='e2e',
     num_blocks=None,
     boundaries=None,
+    balance=None,
     momentum=0.995,
     eta=None,
     aux_head=dict(type='ImageClassAuxHead'),
@@ -81,8 +86,7 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         cfg = self.local_cfg
         if cfg['method'] == 'e2e':
             return super().__call__(model)
-        plan = build_block_plan(module, cfg['num_blocks'], cfg['boundaries'],
-                                cfg['backbone'])
+        plan = self._plan(module)
         heads = cfg['aux_head']
         if isinstance(heads, dict):
             heads = [heads] * (plan.num_blocks - 1)
@@ -104,6 +108,28 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         for group in self._aux_param_groups(aux):
             optim_wrapper.optimizer.add_param_group(group)
         return optim_wrapper
+
+    def _plan(self, module: nn.Module):
+        cfg = self.local_cfg
+        if cfg['balance'] is None:
+            return build_block_plan(module, cfg['num_blocks'],
+                                    cfg['boundaries'], cfg['backbone'])
+        if cfg['num_blocks'] is None:
+            raise ValueError('local_cfg.balance needs num_blocks.')
+        balance = dict(cfg['balance'])
+        units, _ = backbone_units(module, cfg['backbone'])
+        batch = synthetic_batch(module, balance.get('batch_size', 1),
+                                tuple(balance['img_scale']))
+        costs, stem, tail = estimate_costs(module, units, batch)
+        eta = self.eta_cfg or {}
+        branches = int(eta.get('learnable_copy', False)) + int(
+            eta.get('ema', False))
+        ends = balanced_ends(units, costs, stem, tail, cfg['num_blocks'],
+                             branches)
+        return build_block_plan(
+            module,
+            boundaries=[units[e].name for e in ends],
+            backbone=cfg['backbone'])
 
     def _aux_param_groups(self, aux: nn.Module) -> list:
         if not self.paramwise_cfg:

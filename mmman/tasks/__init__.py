@@ -1,7 +1,8 @@
+from .det_heads import DenseDetAuxHead
 from .seg_heads import DecodeAuxHead, tokens_to_map
 from .targets import image_level_targets, infer_num_classes
 
 __all__ = [
-    'DecodeAuxHead', 'tokens_to_map', 'image_level_targets',
+    'DenseDetAuxHead', 'DecodeAuxHead', 'tokens_to_map', 'image_level_targets',
     'infer_num_classes'
 ]

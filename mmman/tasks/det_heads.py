@@ -1,0 +1,41 @@
+"""Local objective of a detection block: an MMDet dense head."""
+from typing import Dict, Optional, Sequence
+
+import torch
+from mmengine.model import BaseModule
+from mmengine.registry import MODELS
+
+
+@MODELS.register_module()
+class DenseDetAuxHead(BaseModule):
+    """An MMDet dense head (``CenterNetHead`` by default) as local objective.
+
+    CenterNet regresses Gaussian heatmaps of the ground-truth box centres,
+    box sizes and offsets at whatever stride the block's features have, so
+    it fits every block of a detection backbone.
+
+    Args:
+        in_channels (int): Channels of the block's (eta-transformed) features.
+        num_classes (int): Number of classes.
+        head (dict): Head config; ``in_channels`` and ``num_classes`` are
+            filled in, ``feat_channels`` defaults to ``min(in_channels, 128)``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 num_classes: int,
+                 head: Optional[dict] = None,
+                 tokens: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        if tokens:
+            raise ValueError('DenseDetAuxHead needs (N, C, H, W) features.')
+        cfg = dict(type='mmdet.CenterNetHead')
+        cfg.update(head or {})
+        cfg.setdefault('feat_channels', min(in_channels, 128))
+        cfg.update(in_channels=in_channels, num_classes=num_classes)
+        self.head = MODELS.build(cfg)
+
+    def loss(self, x: torch.Tensor,
+             data_samples: Sequence) -> Dict[str, torch.Tensor]:
+        return self.head.loss((x, ), data_samples)

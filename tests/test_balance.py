@@ -1,0 +1,79 @@
+"""Memory-balanced partition: estimates, optimal split, measured effect."""
+import itertools
+
+import torch
+
+from helpers import build, det_model_cfg, local_wrapper, seg_batch
+from mmman.local import backbone_units
+from mmman.local.balance import balanced_ends, estimate_costs
+from mmman.local.partition import Unit
+from mmman.utils import measure_train_step
+from mmman.utils.synthetic import synthetic_batch
+from test_memory import _light_head_model
+
+
+def test_estimate_is_per_unit_and_leaves_no_trace():
+    model = build('mmdet', det_model_cfg())
+    model.train()
+    units, _ = backbone_units(model)
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    rng = torch.get_rng_state()
+    costs, stem, tail = estimate_costs(model, units,
+                                       synthetic_batch(model, 1, (128, 128)))
+    # Plain-stride ResNet: each stage halves resolution, doubles channels.
+    assert costs[0] == costs[1] and costs[2] > costs[4] > costs[6] > 0
+    assert stem > 0 and tail > 0
+    for k, v in model.named_buffers():
+        assert torch.equal(v, buffers[k]), k
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def _brute_force(costs, stem, tail, k, branches):
+    n, best = len(costs), None
+    for cuts in itertools.combinations(range(1, n), k - 1):
+        bounds = (0, ) + cuts + (n, )
+        worst = 0
+        for j in range(k):
+            a, b = bounds[j], bounds[j + 1]
+            extra = tail if j == k - 1 else branches * costs[b]
+            worst = max(worst, sum(costs[a:b]) + extra + (stem if a == 0
+                                                          else 0))
+        if best is None or worst < best[0]:
+            best = (worst, [c - 1 for c in cuts])
+    return best
+
+
+def test_balanced_split_is_optimal():
+    gen = torch.Generator().manual_seed(0)
+    units = [Unit(f'u{i}', torch.nn.Identity(), True) for i in range(9)]
+    for _ in range(20):
+        costs = torch.randint(1, 100, (9, ), generator=gen).tolist()
+        stem, tail = (int(v) for v in torch.randint(0, 200, (2, ),
+                                                    generator=gen))
+        for k, branches in ((2, 0), (3, 2), (4, 1)):
+            ends = balanced_ends(units, costs, stem, tail, k, branches)
+            worst, _ = _brute_force(costs, stem, tail, k, branches)
+            bounds = [0] + [e + 1 for e in ends] + [9]
+            got = max(
+                sum(costs[bounds[j]:bounds[j + 1]]) +
+                (tail if j == k - 1 else branches * costs[bounds[j + 1]]) +
+                (stem if j == 0 else 0) for j in range(k))
+            assert got == worst
+
+
+def _peak(**local):
+    model = _light_head_model()
+    model.train()
+    wrapper = local_wrapper(model, method='man++', num_blocks=4, **local)
+    model.train_step(seg_batch(n=2, size=64), wrapper)
+    return wrapper.plan, measure_train_step(
+        model, seg_batch(n=2, size=64), wrapper)['peak_saved_bytes']
+
+
+def test_balanced_partition_lowers_measured_peak():
+    even_plan, even = _peak()
+    plan, balanced = _peak(balance=dict(img_scale=(64, 64)))
+    print(f'\neven {even} B:\n{even_plan.describe()}\n'
+          f'balanced {balanced} B:\n{plan.describe()}')
+    assert plan.ends != even_plan.ends
+    assert balanced < even

@@ -1,0 +1,79 @@
+"""Local objectives of segmentation blocks: FCN head, reconstruction term."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import build, local_wrapper, seg_batch, seg_model_cfg
+from mmman.local import ImageClassAuxHead, ReconstructionAuxHead
+from mmman.tasks import DecodeAuxHead, tokens_to_map
+
+
+@pytest.mark.parametrize('shape, length, grid', [
+    ((64, 64), 65, (8, 8)),  # class token dropped
+    ((64, 128), 128, (8, 16)),  # no extra token
+    ((512, 1024), 2049, (32, 64)),
+])
+def test_tokens_to_map(shape, length, grid):
+    x = torch.arange(2 * length * 3.0).reshape(2, length, 3)
+    out = tokens_to_map(x, shape)
+    assert out.shape == (2, 3, *grid)
+    extra = length - grid[0] * grid[1]
+    assert torch.equal(out[0, :, 0, 0], x[0, extra])  # first patch token
+
+
+def test_tokens_to_map_refuses_a_grid_that_does_not_fit():
+    with pytest.raises(ValueError, match='cannot lay 7 tokens'):
+        tokens_to_map(torch.zeros(1, 7, 3), (64, 64))
+
+
+def test_decode_aux_head_is_mmseg_fcn_with_ignore_and_resize():
+    model = build('mmseg', seg_model_cfg())  # registers MMSeg modules
+    head = DecodeAuxHead(in_channels=16, num_classes=4)
+    assert type(head.head).__name__ == 'FCNHead'
+    assert head.head.ignore_index == 255
+    data = model.data_preprocessor(seg_batch(), True)
+    x = torch.randn(2, 16, 8, 8, requires_grad=True)  # 1/8 of the labels
+    losses = head.loss(x, data['data_samples'])
+    assert set(losses) == {'loss_ce', 'acc_seg'}
+    losses['loss_ce'].backward()
+    assert x.grad.abs().sum() > 0
+
+
+def test_reconstruction_term_compares_with_pooled_input():
+    head = ReconstructionAuxHead(in_channels=8, loss_weight=0.5)
+    x = torch.randn(2, 8, 4, 4, requires_grad=True)
+    inputs = torch.randn(2, 3, 32, 32)
+    loss = head.loss(x, inputs)['loss_recon']
+    expected = 0.5 * F.mse_loss(head.decoder(x),
+                                F.adaptive_avg_pool2d(inputs, (4, 4)))
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert x.grad.abs().sum() > 0
+
+
+def test_per_block_heads_and_recon_weights():
+    model = build('mmseg', seg_model_cfg())
+    wrapper = local_wrapper(
+        model,
+        method='man++',
+        num_blocks=3,
+        aux_head=[dict(type='DecodeAuxHead'),
+                  dict(type='ImageClassAuxHead')],
+        recon_head=dict(type='ReconstructionAuxHead', loss_weight=[1.0, .2]))
+    assert isinstance(wrapper.aux.heads[0], DecodeAuxHead)
+    assert isinstance(wrapper.aux.heads[1], ImageClassAuxHead)
+    assert [r.loss_weight for r in wrapper.aux.recons] == [1.0, 0.2]
+    model.train_step(seg_batch(), wrapper)
+    scalars = wrapper.message_hub.log_scalars
+    assert 'train/local1_loss_ce' in scalars
+    assert 'train/local2_loss_recon' in scalars
+
+
+@pytest.mark.parametrize('local', [
+    dict(aux_head=[dict(type='DecodeAuxHead')]),
+    dict(recon_head=dict(type='ReconstructionAuxHead', loss_weight=[1.0])),
+])
+def test_per_block_lists_must_match_the_blocks(local):
+    model = build('mmseg', seg_model_cfg())
+    with pytest.raises(ValueError, match='for 2 local blocks'):
+        local_wrapper(model, method='dgl', num_blocks=3, **local)

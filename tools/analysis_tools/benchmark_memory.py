@@ -1,0 +1,181 @@
+"""Memory and speed of training iterations, config against config.
+
+For every config: build the model (random weights, nothing downloaded), run
+``--iters`` training iterations on synthetic inputs of ``--img-scale``, and
+report the peak bytes saved for backward (one extra metered iteration), the
+peak memory of the process (CPU: VmHWM) or ``torch.cuda.max_memory_allocated``
+(GPU), the median seconds per iteration and the ratios to the first config.
+Each config runs in a fresh process, so one config's memory never inflates
+the next one's peak.
+
+    python tools/analysis_tools/benchmark_memory.py A.py B.py \\
+        [--cfg-options k=v ...] [--iters 3] [--batch-size 2] \\
+        [--img-scale 800 1333] [--out result.json] [--plot result.png]
+"""
+import argparse
+import copy
+import importlib
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+from mmengine.config import Config, DictAction
+from tqdm import tqdm
+
+MIB = 2**20
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('configs', nargs='+')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='overrides applied to every config')
+    parser.add_argument('--iters', type=int, default=3,
+                        help='timed iterations (after one warm-up)')
+    parser.add_argument('--batch-size', type=int, default=2)
+    parser.add_argument('--img-scale', type=int, nargs=2, default=[800, 1333],
+                        metavar=('H', 'W'))
+    parser.add_argument('--device', default=None,
+                        help='cuda or cpu (default: cuda when available)')
+    parser.add_argument('--out', help='result JSON')
+    parser.add_argument('--plot', help='result bar plot (PNG)')
+    parser.add_argument('--single', help=argparse.SUPPRESS)  # child mode
+    return parser.parse_args(argv)
+
+
+def _build(config, cfg_options, device):
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import MODELS, init_default_scope
+
+    import mmman  # noqa: F401
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope', 'mmdet')
+    importlib.import_module(f'{scope}.utils').register_all_modules(False)
+    init_default_scope(scope)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.pop('pretrained', None)  # random weights: nothing downloaded
+    model_cfg.get('backbone', {}).pop('init_cfg', None)
+    model = MODELS.build(model_cfg).to(device)
+    model.train()
+    return model, build_optim_wrapper(model, cfg.optim_wrapper)
+
+
+def measure(config, cfg_options, iters, batch_size, img_scale, device):
+    """Measure one config in this process."""
+    from mmman.utils import PeakMemory, SavedTensorsMeter
+    from mmman.utils.synthetic import synthetic_batch
+    torch.manual_seed(0)
+    model, wrapper = _build(config, cfg_options, device)
+    batch = synthetic_batch(model, batch_size, tuple(img_scale))
+    model.train_step(copy.deepcopy(batch), wrapper)  # warm-up
+    times, peaks = [], []
+    for _ in tqdm(range(iters), desc=osp.basename(config), leave=False):
+        data = copy.deepcopy(batch)
+        with PeakMemory(device) as peak:
+            start = time.perf_counter()
+            model.train_step(data, wrapper)
+            if device.type == 'cuda':
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
+        peaks.append(peak.peak_bytes)
+    with SavedTensorsMeter() as saved:
+        model.train_step(copy.deepcopy(batch), wrapper)
+    name = (torch.cuda.get_device_name(device)
+            if device.type == 'cuda' else f'cpu ({os.cpu_count()} cores)')
+    return dict(
+        config=config,
+        peak_saved_bytes=saved.peak_bytes,
+        peak_memory_bytes=max(peaks),
+        sec_per_iter=statistics.median(times),
+        device=name)
+
+
+def _run_child(config, args):
+    with tempfile.NamedTemporaryFile(suffix='.json', delete=False) as f:
+        out = f.name
+    cmd = [sys.executable, osp.abspath(__file__), config, '--single', out,
+           '--iters', str(args.iters), '--batch-size', str(args.batch_size),
+           '--img-scale', *map(str, args.img_scale)]
+    if args.device:
+        cmd += ['--device', args.device]
+    env = dict(os.environ, MMMAN_BENCH_OPTIONS=json.dumps(
+        args.cfg_options or {}))  # parsed values, types kept
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    with open(out) as f:
+        result = json.load(f)
+    os.remove(out)
+    return result
+
+
+def table(results):
+    first = results[0]
+    rows = [('config', 'saved MiB', 'x', 'process MiB', 'x', 's/iter', 'x')]
+    for r in results:
+        rows.append((osp.basename(r['config']),
+                     f"{r['peak_saved_bytes'] / MIB:.0f}",
+                     f"{r['saved_ratio']:.2f}",
+                     f"{r['peak_memory_bytes'] / MIB:.0f}",
+                     f"{r['memory_ratio']:.2f}", f"{r['sec_per_iter']:.2f}",
+                     f"{r['time_ratio']:.2f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ['  '.join(c.ljust(w) for c, w in zip(row, widths))
+             for row in rows]
+    lines.insert(1, '  '.join('-' * w for w in widths))
+    return '\n'.join(lines) + f"\ndevice: {first['device']}"
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    names = [osp.splitext(osp.basename(r['config']))[0] for r in results]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(names) + 1.5))
+    for ax, key, title in zip(axes,
+                              ('saved_ratio', 'memory_ratio', 'time_ratio'),
+                              ('peak saved activations', 'peak memory',
+                               'time per iteration')):
+        ax.barh(names, [r[key] for r in results])
+        ax.axvline(1.0, color='k', lw=0.8)
+        ax.set_title(f'{title} (x first)')
+        ax.invert_yaxis()
+    for ax in axes[1:]:
+        ax.set_yticklabels([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    args = parse_args()
+    device = torch.device(
+        args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    if args.single:
+        options = json.loads(os.environ.get('MMMAN_BENCH_OPTIONS', '{}'))
+        result = measure(args.configs[0], options, args.iters,
+                         args.batch_size, args.img_scale, device)
+        with open(args.single, 'w') as f:
+            json.dump(result, f)
+        return
+    results = [_run_child(c, args) for c in tqdm(args.configs, desc='configs')]
+    first = results[0]
+    for r in results:
+        r['saved_ratio'] = r['peak_saved_bytes'] / first['peak_saved_bytes']
+        r['memory_ratio'] = r['peak_memory_bytes'] / first['peak_memory_bytes']
+        r['time_ratio'] = r['sec_per_iter'] / first['sec_per_iter']
+    print(table(results))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(results, f, indent=2)
+    if args.plot:
+        plot(results, args.plot)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,101 @@
+"""Train one config under several method variants and seeds; tabulate.
+
+Each run is ``tools/train.py CONFIG --cfg-options <variant> randomness.seed=S``
+in its own work dir; the last value of the metric in its ``scalars.json`` is
+collected. Results go to a JSON file and a markdown table (mean ± std).
+
+    python tools/analysis_tools/compare_methods.py CONFIG \\
+        --variant e2e optim_wrapper.local_cfg.method=e2e \\
+        --variant man++-k4 optim_wrapper.local_cfg.method=man++ \\
+        --seeds 0 1 --metric mIoU --work-dir work_dirs/compare \\
+        --out docs/results_seg.json
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument(
+        '--variant',
+        nargs='+',
+        action='append',
+        required=True,
+        metavar=('NAME', 'KEY=VALUE'),
+        help='a variant name followed by its --cfg-options')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
+    parser.add_argument('--metric', default='mIoU')
+    parser.add_argument('--work-dir', default='work_dirs/compare')
+    parser.add_argument('--out', required=True, help='results JSON')
+    return parser.parse_args()
+
+
+def last_metric(work_dir: str, metric: str) -> float:
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    if not files:
+        raise RuntimeError(f'no scalars.json under {work_dir}')
+    value = None
+    with open(files[-1]) as f:
+        for line in f:
+            record = json.loads(line)
+            if metric in record:
+                value = record[metric]
+    if value is None:
+        raise RuntimeError(f'{metric} never logged in {files[-1]}')
+    return float(value)
+
+
+def run(config, name, options, seed, work_root, metric):
+    work_dir = osp.join(work_root, f'{name}_seed{seed}')
+    if not glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
+        cmd = [
+            sys.executable,
+            osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir',
+            work_dir, '--cfg-options', f'randomness.seed={seed}', *options
+        ]
+        print(' '.join(cmd), flush=True)
+        subprocess.run(cmd, check=True, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)
+    return last_metric(work_dir, metric)
+
+
+def table(results: dict, metric: str) -> str:
+    lines = [f'| variant | {metric} mean ± std | runs |', '|---|---|---|']
+    for name, values in results.items():
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        runs = ', '.join(f'{v:.2f}' for v in values)
+        lines.append(
+            f'| {name} | {statistics.mean(values):.2f} ± {std:.2f} | '
+            f'{runs} |')
+    return '\n'.join(lines)
+
+
+def main():
+    args = parse_args()
+    results = {}
+    for name, *options in args.variant:
+        results[name] = [
+            run(args.config, name, options, seed, args.work_dir,
+                args.metric) for seed in args.seeds
+        ]
+        print(f'{name}: {results[name]}', flush=True)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(
+            dict(config=args.config, seeds=args.seeds, metric=args.metric,
+                 results=results), f, indent=2)
+    print(table(results, args.metric))
+
+
+if __name__ == '__main__':
+    main()

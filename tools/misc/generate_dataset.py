@@ -1,0 +1,31 @@
+"""Generate a small dataset: `shapes` (MMSeg folders) or `cityscapes`-format.
+
+    python tools/misc/generate_dataset.py shapes data/shapes_bench \\
+        --num-train 400 --num-val 100 --max-shapes 4 --seed 1
+    python tools/misc/generate_dataset.py cityscapes data/cityscapes_tiny
+"""
+import argparse
+
+from mmman.datasets import make_cityscapes_like, make_shapes_segmentation
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('kind', choices=['shapes', 'cityscapes'])
+    parser.add_argument('root')
+    parser.add_argument('--num-train', type=int, default=96)
+    parser.add_argument('--num-val', type=int, default=32)
+    parser.add_argument('--max-shapes', type=int, default=3)
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args()
+    if args.kind == 'shapes':
+        make_shapes_segmentation(args.root, args.num_train, args.num_val,
+                                 max_shapes=args.max_shapes, seed=args.seed)
+    else:
+        make_cityscapes_like(args.root, args.num_train, args.num_val,
+                             seed=args.seed)
+    print(f'wrote {args.root}')
+
+
+if __name__ == '__main__':
+    main()
