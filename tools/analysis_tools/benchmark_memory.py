@@ -2,14 +2,15 @@
 
 For every config: build the model (random weights, nothing downloaded), run
 ``--iters`` training iterations on synthetic inputs of ``--img-scale``, and
-report the peak bytes saved for backward (one extra metered iteration), the
-peak memory of the process (CPU: VmHWM) or ``torch.cuda.max_memory_allocated``
-(GPU), the median seconds per iteration and the ratios to the first config.
+report the peak bytes saved for backward, the peak memory of the process
+(CPU: VmHWM) or ``torch.cuda.max_memory_allocated`` (GPU), the median seconds
+per iteration and the ratios to the first config. The saved-tensor hooks add
+microseconds per saved tensor: negligible next to an iteration.
 Each config runs in a fresh process, so one config's memory never inflates
 the next one's peak.
 
     python tools/analysis_tools/benchmark_memory.py A.py B.py \\
-        [--cfg-options k=v ...] [--iters 3] [--batch-size 2] \\
+        [--cfg-options k=v ...] [--iters 3] [--warmup 1] [--batch-size 2] \\
         [--img-scale 800 1333] [--out result.json] [--plot result.png]
 """
 import argparse
@@ -37,7 +38,9 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='overrides applied to every config')
     parser.add_argument('--iters', type=int, default=3,
-                        help='timed iterations (after one warm-up)')
+                        help='measured iterations')
+    parser.add_argument('--warmup', type=int, default=1,
+                        help='unmeasured iterations first')
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument('--img-scale', type=int, nargs=2, default=[800, 1333],
                         metavar=('H', 'W'))
@@ -68,41 +71,135 @@ def _build(config, cfg_options, device):
     return model, build_optim_wrapper(model, cfg.optim_wrapper)
 
 
-def measure(config, cfg_options, iters, batch_size, img_scale, device):
+def _rss_bytes() -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors
+               if isinstance(t, torch.Tensor))
+
+
+def phase_saved_bytes(model, wrapper, batch) -> dict:
+    """Peak live saved-activation bytes per phase of one local train step.
+
+    Phases: the stem, each backbone unit, ``aux{k}`` (eta + head of block k,
+    which run in the boundary hook, while block k is still alive) and the
+    tail (neck, heads, losses). Earlier blocks are freed before a block
+    starts, so a block's peak over its own phases is what it alone costs.
+    """
+    from mmman.utils import SavedTensorsMeter
+
+    class PhaseMeter(SavedTensorsMeter):
+
+        def __init__(self):
+            super().__init__()
+            self.phase, self.bytes = 'stem', {}
+
+        def _pack(self, tensor):
+            packed = super()._pack(tensor)
+            self.bytes[self.phase] = max(
+                self.bytes.get(self.phase, 0), self.current_bytes)
+            return packed
+
+    meter, plan, handles = PhaseMeter(), wrapper.plan, []
+
+    def enter(phase):
+        return lambda *_: setattr(meter, 'phase', phase)
+
+    for i, unit in enumerate(plan.units):
+        handles.append(unit.module.register_forward_pre_hook(enter(i)))
+    for k in range(plan.num_blocks - 1):
+        handles.append(plan.boundary_unit(k).module.register_forward_hook(
+            enter(f'aux{k}'), prepend=True))
+    handles.append(plan.units[-1].module.register_forward_hook(
+        enter('tail')))
+    try:
+        with meter:
+            model.train_step(copy.deepcopy(batch), wrapper)
+    finally:
+        for h in handles:
+            h.remove()
+    return meter.bytes
+
+
+def analytic_bound(model, wrapper, batch, measured_saved) -> dict:
+    """Lower bounds of a local config: its largest block's own saved
+    activations (auxiliary nets excluded; E2E: the measurement itself), and
+    that plus parameters, gradients and optimizer state."""
+    static = _tensor_bytes(p for p in model.parameters())
+    static += _tensor_bytes(p for p in model.parameters() if p.requires_grad)
+    aux = getattr(wrapper, 'aux', None)
+    if aux is not None:
+        params = list(aux.parameters())
+        static += _tensor_bytes(params)
+        static += _tensor_bytes(p for p in params if p.requires_grad)
+    static += _tensor_bytes(
+        t for state in wrapper.optimizer.state.values()
+        for t in state.values())
+    blocks, auxes, bound_saved = [], [], measured_saved
+    if getattr(wrapper, 'local_enabled', False):
+        plan = wrapper.plan
+        phases = phase_saved_bytes(model, wrapper, batch)
+        index = {u.name: i for i, u in enumerate(plan.units)}
+        for k in range(plan.num_blocks):
+            own = [index[u.name] for u in plan.block_units(k)]
+            own += ['stem'] if k == 0 else []
+            own += ['tail'] if k == plan.num_blocks - 1 else []
+            blocks.append(max(phases.get(p, 0) for p in own))
+            auxes.append(phases.get(f'aux{k}', 0))  # block k + its aux
+        bound_saved = max(blocks)
+    return dict(bound_saved_bytes=bound_saved, block_saved_bytes=blocks,
+                aux_saved_bytes=auxes, static_bytes=static)
+
+
+def measure(config, cfg_options, iters, warmup, batch_size, img_scale,
+            device):
     """Measure one config in this process."""
     from mmman.utils import PeakMemory, SavedTensorsMeter
     from mmman.utils.synthetic import synthetic_batch
     torch.manual_seed(0)
+    baseline = _rss_bytes() if device.type == 'cpu' else 0
     model, wrapper = _build(config, cfg_options, device)
     batch = synthetic_batch(model, batch_size, tuple(img_scale))
-    model.train_step(copy.deepcopy(batch), wrapper)  # warm-up
-    times, peaks = [], []
+    for _ in range(warmup):
+        model.train_step(copy.deepcopy(batch), wrapper)
+    times, peaks, saved_peaks = [], [], []
     for _ in tqdm(range(iters), desc=osp.basename(config), leave=False):
         data = copy.deepcopy(batch)
-        with PeakMemory(device) as peak:
+        with PeakMemory(device) as peak, SavedTensorsMeter() as saved:
             start = time.perf_counter()
             model.train_step(data, wrapper)
             if device.type == 'cuda':
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)
         peaks.append(peak.peak_bytes)
-    with SavedTensorsMeter() as saved:
-        model.train_step(copy.deepcopy(batch), wrapper)
+        saved_peaks.append(saved.peak_bytes)
     name = (torch.cuda.get_device_name(device)
             if device.type == 'cuda' else f'cpu ({os.cpu_count()} cores)')
+    bound = analytic_bound(model, wrapper, batch, max(saved_peaks))
+    bound['baseline_bytes'] = baseline
+    bound['bound_memory_bytes'] = (
+        baseline + bound['static_bytes'] + bound['bound_saved_bytes'])
     return dict(
         config=config,
-        peak_saved_bytes=saved.peak_bytes,
+        peak_saved_bytes=max(saved_peaks),
         peak_memory_bytes=max(peaks),
         sec_per_iter=statistics.median(times),
-        device=name)
+        device=name,
+        **bound)
 
 
 def _run_child(config, args):
     with tempfile.NamedTemporaryFile(suffix='.json', delete=False) as f:
         out = f.name
     cmd = [sys.executable, osp.abspath(__file__), config, '--single', out,
-           '--iters', str(args.iters), '--batch-size', str(args.batch_size),
+           '--iters', str(args.iters), '--warmup', str(args.warmup),
+           '--batch-size', str(args.batch_size),
            '--img-scale', *map(str, args.img_scale)]
     if args.device:
         cmd += ['--device', args.device]
@@ -117,14 +214,17 @@ def _run_child(config, args):
 
 def table(results):
     first = results[0]
-    rows = [('config', 'saved MiB', 'x', 'process MiB', 'x', 's/iter', 'x')]
+    rows = [('config', 'saved MiB', 'x', 'bound', 'process MiB', 'x',
+             'bound', 's/iter', 'x')]
     for r in results:
         rows.append((osp.basename(r['config']),
                      f"{r['peak_saved_bytes'] / MIB:.0f}",
                      f"{r['saved_ratio']:.2f}",
+                     f"{r['bound_saved_bytes'] / MIB:.0f}",
                      f"{r['peak_memory_bytes'] / MIB:.0f}",
-                     f"{r['memory_ratio']:.2f}", f"{r['sec_per_iter']:.2f}",
-                     f"{r['time_ratio']:.2f}"))
+                     f"{r['memory_ratio']:.2f}",
+                     f"{r['bound_memory_bytes'] / MIB:.0f}",
+                     f"{r['sec_per_iter']:.2f}", f"{r['time_ratio']:.2f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ['  '.join(c.ljust(w) for c, w in zip(row, widths))
              for row in rows]
@@ -158,7 +258,7 @@ def main():
         args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     if args.single:
         options = json.loads(os.environ.get('MMMAN_BENCH_OPTIONS', '{}'))
-        result = measure(args.configs[0], options, args.iters,
+        result = measure(args.configs[0], options, args.iters, args.warmup,
                          args.batch_size, args.img_scale, device)
         with open(args.single, 'w') as f:
             json.dump(result, f)

@@ -1,0 +1,2 @@
+_base_ = '../../mmdet/faster-rcnn_r50_fpn_dgl-k4_1x_coco.py'
+optim_wrapper = dict(local_cfg=dict(num_blocks=2))

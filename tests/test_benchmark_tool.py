@@ -1,0 +1,44 @@
+"""tools/analysis_tools/benchmark_memory.py on tiny configs."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO = osp.join(ROOT, 'configs', 'demo')
+
+
+def test_benchmark_tool_writes_table_json_and_plot(tmp_path):
+    configs = [
+        osp.join(DEMO, 'deeplabv3_r18-d8_e2e_300it_shapes-64x64.py'),
+        osp.join(DEMO, 'deeplabv3_r18-d8_man++-k4_300it_shapes-64x64.py'),
+    ]
+    out, png = str(tmp_path / 'r.json'), str(tmp_path / 'r.png')
+    proc = subprocess.run([
+        sys.executable, 'tools/analysis_tools/benchmark_memory.py', *configs,
+        '--img-scale', '64', '64', '--batch-size', '2', '--iters', '2',
+        '--warmup', '0', '--out', out, '--plot', png, '--cfg-options',
+        'model.decode_head.dropout_ratio=0.0'
+    ], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'saved MiB' in proc.stdout and 'device: cpu' in proc.stdout
+    with open(out) as f:
+        results = json.load(f)
+    assert [osp.basename(r['config']) for r in results] == [
+        osp.basename(c) for c in configs]
+    for r in results:
+        assert {'config', 'peak_saved_bytes', 'peak_memory_bytes',
+                'sec_per_iter', 'device'} <= set(r)
+        assert r['peak_saved_bytes'] > 0 and r['peak_memory_bytes'] > 0
+    assert results[0]['saved_ratio'] == 1.0
+    assert results[1]['peak_saved_bytes'] < results[0]['peak_saved_bytes']
+    assert osp.getsize(png) > 1000
+    # Analytic bound: a local config's largest block alone, aux excluded.
+    local = results[1]
+    assert len(local['block_saved_bytes']) == 4
+    assert local['bound_saved_bytes'] == max(local['block_saved_bytes'])
+    assert local['bound_saved_bytes'] <= local['peak_saved_bytes']
+    assert all(a >= b for a, b in zip(local['aux_saved_bytes'][:3],
+                                      local['block_saved_bytes'][:3]))
+    assert results[0]['bound_saved_bytes'] == results[0]['peak_saved_bytes']
+    assert 0 < local['static_bytes'] < local['bound_memory_bytes']
