@@ -119,7 +119,7 @@ class LocalLearningMixin:
         loss, log_vars = self.model.parse_losses(losses)
         self._local_backward(loss)
         for name, value in log_vars.items():
-            if name != 'loss' or len(log_vars) == 1:
+            if name != 'loss':  # the sum of the entries logged here
                 self.message_hub.update_scalar(f'train/local{k + 1}_{name}',
                                                value.item())
         return feature.detach()

@@ -48,6 +48,9 @@ def parse_args(argv=None):
                         help='cuda or cpu (default: cuda when available)')
     parser.add_argument('--out', help='result JSON')
     parser.add_argument('--plot', help='result bar plot (PNG)')
+    parser.add_argument('--md', help='result table (markdown)')
+    parser.add_argument('--from-json', action='store_true',
+                        help='CONFIGS is one result JSON: only re-render it')
     parser.add_argument('--single', help=argparse.SUPPRESS)  # child mode
     return parser.parse_args(argv)
 
@@ -232,6 +235,23 @@ def table(results):
     return '\n'.join(lines) + f"\ndevice: {first['device']}"
 
 
+def markdown(results) -> str:
+    """Markdown table: measurements, ratios to the first row, bounds."""
+    lines = [
+        '| config | saved MiB | x | bound MiB | process MiB | x | bound MiB '
+        '| s/iter | x |', '|---|---|---|---|---|---|---|---|---|'
+    ]
+    for r in results:
+        name = osp.splitext(osp.basename(r['config']))[0]
+        lines.append(
+            f"| {name} | {r['peak_saved_bytes'] / MIB:.0f} | "
+            f"{r['saved_ratio']:.2f} | {r['bound_saved_bytes'] / MIB:.0f} | "
+            f"{r['peak_memory_bytes'] / MIB:.0f} | {r['memory_ratio']:.2f} | "
+            f"{r['bound_memory_bytes'] / MIB:.0f} | {r['sec_per_iter']:.1f} | "
+            f"{r['time_ratio']:.2f} |")
+    return '\n'.join(lines) + f"\n\ndevice: {results[0]['device']}\n"
+
+
 def plot(results, path):
     import matplotlib
     matplotlib.use('Agg')
@@ -263,7 +283,13 @@ def main():
         with open(args.single, 'w') as f:
             json.dump(result, f)
         return
-    results = [_run_child(c, args) for c in tqdm(args.configs, desc='configs')]
+    if args.from_json:
+        with open(args.configs[0]) as f:
+            results = json.load(f)
+    else:
+        results = [
+            _run_child(c, args) for c in tqdm(args.configs, desc='configs')
+        ]
     first = results[0]
     for r in results:
         r['saved_ratio'] = r['peak_saved_bytes'] / first['peak_saved_bytes']
@@ -275,6 +301,9 @@ def main():
             json.dump(results, f, indent=2)
     if args.plot:
         plot(results, args.plot)
+    if args.md:
+        with open(args.md, 'w') as f:
+            f.write(markdown(results))
 
 
 if __name__ == '__main__':
