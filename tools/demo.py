@@ -9,6 +9,10 @@ mIoU, and measures one training iteration's memory against E2E::
 import argparse
 import copy
 import os.path as osp
+import warnings
+
+warnings.filterwarnings(  # emitted by mmengine's import on setuptools 80
+    'ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 import torch
 from mmengine.config import Config

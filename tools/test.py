@@ -8,6 +8,10 @@ host library's own tools/test.py evaluates it as well.
 """
 import argparse
 import sys
+import warnings
+
+warnings.filterwarnings(  # emitted by mmengine's import on setuptools 80
+    'ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 import mmman  # noqa: F401
 from mmman.apis import (DatasetNotFoundError, add_common_args, build_runner,

@@ -8,6 +8,10 @@ Same interface as MMDet's tools/train.py::
 import argparse
 import os
 import sys
+import warnings
+
+warnings.filterwarnings(  # emitted by mmengine's import on setuptools 80
+    'ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 import mmman  # noqa: F401  (registers local learning; safe checkpoint loads)
 from mmman.apis import (DatasetNotFoundError, add_common_args, build_runner,

@@ -7,7 +7,6 @@ data_root = 'data/shapes_bench'
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
-optim_wrapper = dict(local_cfg=dict(aux_head=dict(type='DecodeAuxHead')))
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=1000,
          by_epoch=False)

@@ -27,7 +27,12 @@ optim_wrapper = dict(
     type='LocalOptimWrapper',
     constructor='LocalOptimWrapperConstructor',
     optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4),
-    local_cfg=dict(method='man++', num_blocks=4, momentum=0.995))
+    local_cfg=dict(
+        method='man++',
+        num_blocks=4,
+        momentum=0.995,
+        # dense local objective (MMSeg FCNHead): measured in docs/results.md
+        aux_head=dict(type='DecodeAuxHead')))
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=300,
          by_epoch=False)

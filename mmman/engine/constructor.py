@@ -118,9 +118,9 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             raise ValueError('local_cfg.balance needs num_blocks.')
         balance = dict(cfg['balance'])
         units, _ = backbone_units(module, cfg['backbone'])
-        batch = synthetic_batch(module, balance.get('batch_size', 1),
-                                tuple(balance['img_scale']))
-        costs, stem, tail = estimate_costs(module, units, batch)
+        costs, stem, tail = estimate_costs(
+            module, units, lambda size: synthetic_batch(module, 2, size),
+            tuple(balance['img_scale']))
         eta = self.eta_cfg or {}
         branches = int(eta.get('learnable_copy', False)) + int(
             eta.get('ema', False))

@@ -208,7 +208,12 @@ def _run_child(config, args):
         cmd += ['--device', args.device]
     env = dict(os.environ, MMMAN_BENCH_OPTIONS=json.dumps(
         args.cfg_options or {}))  # parsed values, types kept
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, env=env)
+    if proc.returncode != 0:  # keep the other configs' results
+        os.remove(out)
+        print(f'FAILED: {config} (exit {proc.returncode}, see above)',
+              file=sys.stderr)
+        return None
     with open(out) as f:
         result = json.load(f)
     os.remove(out)
@@ -290,6 +295,10 @@ def main():
         results = [
             _run_child(c, args) for c in tqdm(args.configs, desc='configs')
         ]
+        failed = [c for c, r in zip(args.configs, results) if r is None]
+        results = [r for r in results if r is not None]
+        if not results:
+            sys.exit('every config failed')
     first = results[0]
     for r in results:
         r['saved_ratio'] = r['peak_saved_bytes'] / first['peak_saved_bytes']
@@ -304,6 +313,8 @@ def main():
     if args.md:
         with open(args.md, 'w') as f:
             f.write(markdown(results))
+    if not args.from_json and failed:
+        sys.exit(f'failed: {failed}')
 
 
 if __name__ == '__main__':
