@@ -22,6 +22,20 @@ def test_meter_counts_saved_activations_once_and_frees_them():
     assert meter.current_bytes == 0  # graph freed -> released
 
 
+def test_meter_frees_forward_only_graphs_without_the_garbage_collector():
+    import gc
+    lin = nn.Linear(64, 64)
+    gc.disable()
+    try:
+        with SavedTensorsMeter() as meter:
+            out = torch.sigmoid(lin(torch.randn(8, 64)))  # saves its output
+            assert meter.current_bytes > 0
+            del out  # no backward: refcounting alone must free the graph
+        assert meter.current_bytes == 0
+    finally:
+        gc.enable()
+
+
 def test_meter_sees_early_release():
     a = nn.Linear(128, 128)
     b = nn.Linear(128, 128)

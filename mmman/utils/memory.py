@@ -13,7 +13,13 @@ import torch
 
 
 class _Saved:
-    """A saved tensor that tells the meter when autograd frees it."""
+    """A saved tensor that tells the meter when autograd frees it.
+
+    Holds a detached alias (same storage and version counter): holding the
+    tensor itself would, for a saved *output*, close a reference cycle
+    tensor -> grad_fn -> saved variable -> tensor, and graphs that are never
+    backpropagated would then wait for the cyclic garbage collector.
+    """
     __slots__ = ('meter', 'key', 'tensor', '__weakref__')
 
     def __init__(self, meter, key, tensor):
@@ -55,7 +61,7 @@ class SavedTensorsMeter:
             self.peak_bytes = max(self.peak_bytes, self.current_bytes)
         else:
             entry[1] += 1
-        return _Saved(self, key, tensor)
+        return _Saved(self, key, tensor.detach())
 
     @staticmethod
     def _unpack(packed):
