@@ -1,18 +1,8 @@
-_base_ = 'mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py'
-custom_imports = dict(imports=['mmman'], allow_failed_imports=False)
-
-optim_wrapper = dict(
-    type='LocalOptimWrapper',
-    constructor='LocalOptimWrapperConstructor',
-    local_cfg=dict(
-        method='man++',
-        num_blocks=4,
-        momentum=0.995,
-        aux_head=dict(type='DecodeAuxHead')))
-
-# Official Cityscapes evaluation (cityscapesscripts) beside mIoU.
-val_evaluator = [
-    dict(type='IoUMetric', iou_metrics=['mIoU']),
-    dict(type='CityscapesMetric', output_dir='work_dirs/cityscapes_eval')
+# PSPNet R50-D8 on Cityscapes with MAN++, K=4.
+_base_ = [
+    'mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
+    '../_base_/mmman/mmseg_local.py'
 ]
+optim_wrapper = {{_base_.local_optim_wrapper}}
+val_evaluator = {{_base_.cityscapes_evaluator}}
 test_evaluator = val_evaluator

@@ -6,9 +6,9 @@ _base_ = [
     'mmseg::_base_/models/upernet_vit-b16_ln_mln.py',
     'mmseg::_base_/datasets/cityscapes.py',
     'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_40k.py'
+    'mmseg::_base_/schedules/schedule_40k.py',
+    '../_base_/mmman/mmseg_local.py'
 ]
-custom_imports = dict(imports=['mmman'], allow_failed_imports=False)
 crop_size = (512, 1024)
 model = dict(
     data_preprocessor=dict(size=crop_size),
@@ -29,11 +29,7 @@ optim_wrapper = dict(
             'cls_token': dict(decay_mult=0.),
             'norm': dict(decay_mult=0.)
         }),
-    local_cfg=dict(
-        method='man++',
-        num_blocks=4,
-        momentum=0.995,
-        aux_head=dict(type='DecodeAuxHead')))
+    local_cfg={{_base_.local_optim_wrapper.local_cfg}})
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
          end=1500),
@@ -43,10 +39,5 @@ param_scheduler = [
 train_dataloader = dict(batch_size=2)
 val_dataloader = dict(batch_size=1)
 test_dataloader = val_dataloader
-
-# Official Cityscapes evaluation (cityscapesscripts) beside mIoU.
-val_evaluator = [
-    dict(type='IoUMetric', iou_metrics=['mIoU']),
-    dict(type='CityscapesMetric', output_dir='work_dirs/cityscapes_eval')
-]
+val_evaluator = {{_base_.cityscapes_evaluator}}
 test_evaluator = val_evaluator

@@ -1,0 +1,19 @@
+# Shared by configs/mmseg/*: local learning with MMSeg's FCNHead as each
+# block's objective, and the official Cityscapes evaluation beside mIoU.
+# Configs pick the values up with {{_base_.local_optim_wrapper}} and
+# {{_base_.cityscapes_evaluator}}; their own `optim_wrapper` keeps the host
+# library's optimizer.
+custom_imports = dict(imports=['mmman'], allow_failed_imports=False)
+local_optim_wrapper = dict(
+    type='LocalOptimWrapper',
+    constructor='LocalOptimWrapperConstructor',
+    local_cfg=dict(
+        method='man++',  # 'e2e' | 'dgl' | 'man' | 'man++'
+        num_blocks=4,
+        momentum=0.995,
+        # local objective: MMSeg's FCNHead on each block's eta features
+        aux_head=dict(type='DecodeAuxHead')))
+cityscapes_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(type='CityscapesMetric', output_dir='work_dirs/cityscapes_eval')
+]
