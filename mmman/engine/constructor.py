@@ -24,7 +24,8 @@ import torch.nn as nn
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
-from mmman.local.auxiliary import LocalAuxiliary, resolve_eta_cfg
+from mmman.local.auxiliary import (LocalAuxiliary, per_block,
+                                  resolve_eta_cfg)
 from mmman.local.balance import balanced_ends, estimate_costs
 from mmman.local.partition import backbone_units, build_block_plan
 from mmman.tasks import infer_num_classes
@@ -87,10 +88,10 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         if cfg['method'] == 'e2e':
             return super().__call__(model)
         plan = self._plan(module)
-        heads = cfg['aux_head']
-        if isinstance(heads, dict):
-            heads = [heads] * (plan.num_blocks - 1)
-        heads = [dict(h) for h in heads]
+        heads = [
+            dict(h) for h in per_block(cfg['aux_head'], plan.num_blocks - 1,
+                                       'aux_head')
+        ]
         for head in heads:
             if head.get('num_classes') is None:
                 head['num_classes'] = infer_num_classes(module)

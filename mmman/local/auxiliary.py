@@ -68,7 +68,7 @@ class LocalAuxiliary(nn.Module):
         self.heads = nn.ModuleList()
         self.recons = nn.ModuleList()
         num_local = plan.num_blocks - 1
-        heads = _per_block(head, num_local, 'aux_head')
+        heads = per_block(head, num_local, 'aux_head')
         for k in range(num_local):
             feat = plan.boundary_unit(k).module
             if eta is not None:
@@ -88,7 +88,7 @@ class LocalAuxiliary(nn.Module):
                 recon = dict(recon_head)
                 weights = recon.get('loss_weight', 1.0)
                 if isinstance(weights, (list, tuple)):
-                    recon['loss_weight'] = _per_block(weights, num_local,
+                    recon['loss_weight'] = per_block(weights, num_local,
                                                       'loss_weight')[k]
                 self.recons.append(
                     MODELS.build(
@@ -135,7 +135,7 @@ class LocalAuxiliary(nn.Module):
                 eta.follow(plan.next_unit(k).module)
 
 
-def _per_block(value, num: int, name: str) -> list:
+def per_block(value, num: int, name: str) -> list:
     """A setting given once for all blocks or as a list, one per block."""
     if isinstance(value, (list, tuple)):
         if len(value) != num:

@@ -15,36 +15,26 @@ from typing import List, Sequence
 import torch
 import torch.nn as nn
 
-from mmman.utils.memory import SavedTensorsMeter
+from mmman.utils.memory import PhaseMeter
 from .partition import Unit
 
 
-class _PhaseMeter(SavedTensorsMeter):
-    """Saved-tensor meter that records, per phase, the peak growth of live
-    saved bytes since the phase started."""
-
-    def __init__(self):
-        super().__init__()
-        self.phase, self.start, self.growth = 'stem', 0, {}
-
-    def enter(self, phase) -> None:
-        self.phase, self.start = phase, self.current_bytes
-
-    def _pack(self, tensor):
-        packed = super()._pack(tensor)
-        self.growth[self.phase] = max(
-            self.growth.get(self.phase, 0), self.current_bytes - self.start)
-        return packed
+def track_unit_phases(meter: PhaseMeter, units: Sequence[Unit]) -> list:
+    """Make ``meter`` enter phase ``i`` when unit ``i`` starts and ``'tail'``
+    after the last unit. Returns the hook handles."""
+    handles = [
+        unit.module.register_forward_pre_hook(
+            lambda m, a, i=i: meter.enter(i)) for i, unit in enumerate(units)
+    ]
+    handles.append(units[-1].module.register_forward_hook(
+        lambda m, a, o: meter.enter('tail')))
+    return handles
 
 
 def _phase_growth(model: nn.Module, units: Sequence[Unit],
                   batch: dict) -> dict:
-    meter, handles = _PhaseMeter(), []
-    for i, unit in enumerate(units):
-        handles.append(unit.module.register_forward_pre_hook(
-            lambda m, a, i=i: meter.enter(i)))
-    handles.append(units[-1].module.register_forward_hook(
-        lambda m, a, o: meter.enter('tail')))
+    meter = PhaseMeter()
+    handles = track_unit_phases(meter, units)
     try:
         with meter:
             data = model.data_preprocessor(copy.deepcopy(batch), True)

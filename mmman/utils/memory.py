@@ -85,6 +85,28 @@ class SavedTensorsMeter:
         return False
 
 
+class PhaseMeter(SavedTensorsMeter):
+    """:class:`SavedTensorsMeter` that also records per named phase the peak
+    of live saved bytes (``peaks``) and its peak growth since the phase was
+    entered (``growth``). Phases start at ``'stem'``; :meth:`enter` moves on.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.phase, self._start = 'stem', 0
+        self.peaks, self.growth = {}, {}
+
+    def enter(self, phase) -> None:
+        self.phase, self._start = phase, self.current_bytes
+
+    def _pack(self, tensor: torch.Tensor):
+        packed = super()._pack(tensor)
+        now, phase = self.current_bytes, self.phase
+        self.peaks[phase] = max(self.peaks.get(phase, 0), now)
+        self.growth[phase] = max(self.growth.get(phase, 0), now - self._start)
+        return packed
+
+
 class PeakMemory:
     """Peak memory of the process (CPU) or of the CUDA allocator (GPU).
 
@@ -123,15 +145,26 @@ def _reset_cpu_peak() -> None:
         pass
 
 
-def _cpu_peak() -> int:
+def _status_bytes(field: str) -> int:
+    """A ``kB`` field of /proc/self/status (Linux) in bytes, 0 if absent."""
     try:
         with open('/proc/self/status') as f:
             for line in f:
-                if line.startswith('VmHWM:'):
+                if line.startswith(field + ':'):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return 0
+
+
+def current_rss_bytes() -> int:
+    """Resident set size of this process now (Linux; 0 elsewhere)."""
+    return _status_bytes('VmRSS')
+
+
+def _cpu_peak() -> int:
+    return _status_bytes('VmHWM') or (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
 def measure_train_step(model, data, optim_wrapper,
@@ -149,4 +182,7 @@ def measure_train_step(model, data, optim_wrapper,
         log_vars=log_vars)
 
 
-__all__ = ['SavedTensorsMeter', 'PeakMemory', 'measure_train_step']
+__all__ = [
+    'SavedTensorsMeter', 'PhaseMeter', 'PeakMemory', 'current_rss_bytes',
+    'measure_train_step'
+]

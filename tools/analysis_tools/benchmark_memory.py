@@ -74,14 +74,6 @@ def _build(config, cfg_options, device):
     return model, build_optim_wrapper(model, cfg.optim_wrapper)
 
 
-def _rss_bytes() -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def _tensor_bytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors
                if isinstance(t, torch.Tensor))
@@ -95,39 +87,20 @@ def phase_saved_bytes(model, wrapper, batch) -> dict:
     tail (neck, heads, losses). Earlier blocks are freed before a block
     starts, so a block's peak over its own phases is what it alone costs.
     """
-    from mmman.utils import SavedTensorsMeter
-
-    class PhaseMeter(SavedTensorsMeter):
-
-        def __init__(self):
-            super().__init__()
-            self.phase, self.bytes = 'stem', {}
-
-        def _pack(self, tensor):
-            packed = super()._pack(tensor)
-            self.bytes[self.phase] = max(
-                self.bytes.get(self.phase, 0), self.current_bytes)
-            return packed
-
-    meter, plan, handles = PhaseMeter(), wrapper.plan, []
-
-    def enter(phase):
-        return lambda *_: setattr(meter, 'phase', phase)
-
-    for i, unit in enumerate(plan.units):
-        handles.append(unit.module.register_forward_pre_hook(enter(i)))
-    for k in range(plan.num_blocks - 1):
+    from mmman.local.balance import track_unit_phases
+    from mmman.utils import PhaseMeter
+    meter, plan = PhaseMeter(), wrapper.plan
+    handles = track_unit_phases(meter, plan.units)
+    for k in range(plan.num_blocks - 1):  # eta + head run in this hook
         handles.append(plan.boundary_unit(k).module.register_forward_hook(
-            enter(f'aux{k}'), prepend=True))
-    handles.append(plan.units[-1].module.register_forward_hook(
-        enter('tail')))
+            lambda m, a, o, k=k: meter.enter(f'aux{k}'), prepend=True))
     try:
         with meter:
             model.train_step(copy.deepcopy(batch), wrapper)
     finally:
         for h in handles:
             h.remove()
-    return meter.bytes
+    return meter.peaks
 
 
 def analytic_bound(model, wrapper, batch, measured_saved) -> dict:
@@ -163,10 +136,10 @@ def analytic_bound(model, wrapper, batch, measured_saved) -> dict:
 def measure(config, cfg_options, iters, warmup, batch_size, img_scale,
             device):
     """Measure one config in this process."""
-    from mmman.utils import PeakMemory, SavedTensorsMeter
+    from mmman.utils import PeakMemory, SavedTensorsMeter, current_rss_bytes
     from mmman.utils.synthetic import synthetic_batch
     torch.manual_seed(0)
-    baseline = _rss_bytes() if device.type == 'cpu' else 0
+    baseline = current_rss_bytes() if device.type == 'cpu' else 0
     model, wrapper = _build(config, cfg_options, device)
     batch = synthetic_batch(model, batch_size, tuple(img_scale))
     for _ in range(warmup):
