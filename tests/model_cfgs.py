@@ -204,3 +204,64 @@ def tiny_cityscapes_run(cfg, data_root, work_dir, iters=2):
             if ev['type'] == 'CityscapesMetric':
                 ev['output_dir'] = f'{work_dir}/cityscapes_eval_{key}'
     return cfg
+
+
+COCO_SHAPES = ('square', 'disc', 'triangle', 'cross', 'star')
+
+
+def tiny_coco_run(cfg, data_root, work_dir, iters=2, scale=128):
+    """Shrink an MMDet COCO config to a few CPU iterations on tiny images.
+
+    Keeps the model (minus pretrained weights, with 5 classes) and the
+    local-learning settings; points the data at a generated COCO-format root (boxes, and
+    masks for models with a mask head) and shortens schedule and outputs.
+    The score threshold is 0: an untrained model's detections all count, so
+    evaluations compare real predictions. Training does not validate; the
+    tests run the val loop themselves.
+    """
+    cfg.work_dir = work_dir
+    cfg.log_level = 'WARNING'
+    backbone = cfg.model.backbone
+    backbone.init_cfg = None
+    if 'img_size' in backbone:
+        backbone.img_size = (scale, scale)
+    with_mask = 'mask_head' in cfg.model.get('roi_head', {})
+    load = dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask)
+    resize = dict(type='Resize', scale=(scale, scale), keep_ratio=True)
+    train = [dict(type='LoadImageFromFile'), load, resize,
+             dict(type='PackDetInputs')]
+    test = [dict(type='LoadImageFromFile'), resize, load,
+            dict(type='PackDetInputs', meta_keys=(
+                'img_id', 'img_path', 'ori_shape', 'img_shape',
+                'scale_factor'))]
+    for name, pipeline in (('train_dataloader', train),
+                           ('val_dataloader', test),
+                           ('test_dataloader', test)):
+        loader = cfg[name]
+        loader.num_workers = 0
+        loader.persistent_workers = False
+        loader.batch_size = 2
+        loader.pop('batch_sampler', None)
+        loader.dataset.data_root = data_root
+        loader.dataset.metainfo = dict(classes=COCO_SHAPES)
+        loader.dataset.pipeline = pipeline
+    cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
+    cfg.train_cfg = dict(
+        type='IterBasedTrainLoop', max_iters=iters, val_interval=iters + 1)
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', by_epoch=False, interval=iters)
+    cfg.default_hooks.logger = dict(
+        type='LoggerHook', interval=1, log_metric_by_epoch=False)
+    heads = [cfg.model.get('bbox_head')]
+    heads += [cfg.model.get('roi_head', {}).get(k)
+              for k in ('bbox_head', 'mask_head')]
+    for head in heads:
+        if head is not None:
+            head.num_classes = len(COCO_SHAPES)
+    test_cfg = cfg.model.test_cfg
+    (test_cfg.rcnn if 'rcnn' in test_cfg else test_cfg).score_thr = 0.0
+    cfg.log_processor = dict(by_epoch=False)
+    for key in ('val_evaluator', 'test_evaluator'):
+        cfg[key].ann_file = f'{data_root}/annotations/instances_val2017.json'
+    return cfg

@@ -14,7 +14,12 @@ class DatasetNotFoundError(FileNotFoundError):
 def check_data_roots(cfg: Config, loaders=('train_dataloader',
                                            'val_dataloader',
                                            'test_dataloader')) -> None:
-    """Fail with one message naming the missing path, before building."""
+    """Fail with one message naming the missing path, before building.
+
+    Checks each dataloader's ``data_root`` and, when set, its annotation
+    file (COCO), then the ``ann_file`` of the matching evaluators
+    (``CocoMetric``).
+    """
     for name in loaders:
         loader = cfg.get(name)
         if not loader:
@@ -29,6 +34,25 @@ def check_data_roots(cfg: Config, loaders=('train_dataloader',
                 f'({osp.abspath(root)}). Prepare it as described in '
                 'README.md ("Datasets"), or point the config at it with '
                 f'--cfg-options {name}.dataset.data_root=PATH.')
+        ann_file = dataset.get('ann_file')
+        if ann_file:
+            path = osp.join(root or '', ann_file)
+            if not osp.isfile(path):
+                raise DatasetNotFoundError(
+                    f'{name}: annotation file not found at "{path}". '
+                    'Prepare the dataset as described in README.md '
+                    '("Datasets").')
+    for name in (n.replace('dataloader', 'evaluator') for n in loaders):
+        evaluators = cfg.get(name) or []
+        if not isinstance(evaluators, (list, tuple)):
+            evaluators = [evaluators]
+        for evaluator in evaluators:
+            ann_file = evaluator.get('ann_file')
+            if ann_file and not osp.isfile(ann_file):
+                raise DatasetNotFoundError(
+                    f'{name}: annotation file not found at "{ann_file}". '
+                    'With a moved data root, point the metric at it too: '
+                    f'--cfg-options {name}.ann_file=PATH.')
 
 
 def enable_amp(cfg: Config) -> None:

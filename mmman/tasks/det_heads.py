@@ -5,6 +5,8 @@ import torch
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
+from .seg_heads import tokens_to_map
+
 
 @MODELS.register_module()
 class DenseDetAuxHead(BaseModule):
@@ -28,8 +30,7 @@ class DenseDetAuxHead(BaseModule):
                  tokens: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
-        if tokens:
-            raise ValueError('DenseDetAuxHead needs (N, C, H, W) features.')
+        self.tokens = tokens
         cfg = dict(type='mmdet.CenterNetHead')
         cfg.update(head or {})
         cfg.setdefault('feat_channels', min(in_channels, 128))
@@ -38,4 +39,6 @@ class DenseDetAuxHead(BaseModule):
 
     def loss(self, x: torch.Tensor,
              data_samples: Sequence) -> Dict[str, torch.Tensor]:
+        if self.tokens:
+            x = tokens_to_map(x, data_samples[0].batch_input_shape)
         return self.head.loss((x, ), data_samples)

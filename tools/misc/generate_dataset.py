@@ -1,17 +1,20 @@
-"""Generate a small dataset: `shapes` (MMSeg folders) or `cityscapes`-format.
+"""Generate a small dataset: `shapes` (MMSeg), `coco` or `cityscapes` format.
 
     python tools/misc/generate_dataset.py shapes data/shapes_bench \\
         --num-train 400 --num-val 100 --max-shapes 4 --seed 1
+    python tools/misc/generate_dataset.py coco data/coco_shapes_bench \\
+        --num-train 600 --num-val 150 --max-shapes 6 --seed 1
     python tools/misc/generate_dataset.py cityscapes data/cityscapes_tiny
 """
 import argparse
 
-from mmman.datasets import make_cityscapes_like, make_shapes_segmentation
+from mmman.datasets import (make_cityscapes_like, make_coco_shapes,
+                            make_shapes_segmentation)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('kind', choices=['shapes', 'cityscapes'])
+    parser.add_argument('kind', choices=['shapes', 'coco', 'cityscapes'])
     parser.add_argument('root')
     parser.add_argument('--num-train', type=int, default=96)
     parser.add_argument('--num-val', type=int, default=32)
@@ -21,6 +24,9 @@ def main():
     if args.kind == 'shapes':
         make_shapes_segmentation(args.root, args.num_train, args.num_val,
                                  max_shapes=args.max_shapes, seed=args.seed)
+    elif args.kind == 'coco':
+        make_coco_shapes(args.root, args.num_train, args.num_val,
+                         max_objects=args.max_shapes, seed=args.seed)
     else:
         make_cityscapes_like(args.root, args.num_train, args.num_val,
                              seed=args.seed)

@@ -1,0 +1,15 @@
+# Shared by configs/mmdet/*: local learning for MMDet detectors. Configs pick
+# it up with `optim_wrapper = {{_base_.local_optim_wrapper}}`, which keeps the
+# host config's optimizer and only swaps the wrapper.
+custom_imports = dict(imports=['mmman'], allow_failed_imports=False)
+local_optim_wrapper = dict(
+    type='LocalOptimWrapper',
+    constructor='LocalOptimWrapperConstructor',
+    local_cfg=dict(
+        method='man++',  # 'e2e' | 'dgl' | 'man' | 'man++'
+        num_blocks=4,
+        momentum=0.995,
+        # local objective: CenterNet heatmaps of the boxes at each block's
+        # stride (the measured default, docs/results.md); the image-level
+        # alternative is dict(type='ImageClassAuxHead')
+        aux_head=dict(type='DenseDetAuxHead')))
