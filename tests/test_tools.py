@@ -8,8 +8,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmman.apis import enable_amp
-from mmman.datasets import make_shapes_segmentation
+from mmman.apis import DatasetNotFoundError, check_data_roots, enable_amp
+from mmman.datasets import make_coco_shapes, make_shapes_segmentation
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'demo',
@@ -72,6 +72,43 @@ def test_missing_dataset_gives_one_clear_message(tmp_path):
     assert 'dataset not found at "/nonexistent/shapes"' in out.stderr
     assert 'Traceback' not in out.stderr
     assert not glob.glob(str(tmp_path / '*' / '*.log'))  # nothing written
+
+
+def test_missing_annotation_files_are_named(tmp_path):
+    det = osp.join(ROOT, 'configs', 'demo',
+                   'faster-rcnn_r18_fpn_man++-k4_600it_coco-shapes-128.py')
+    cfg = Config.fromfile(det)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = str(tmp_path)  # exists, but empty
+    with pytest.raises(DatasetNotFoundError, match=str(
+            tmp_path / 'annotations' / 'instances_train2017.json')):
+        check_data_roots(cfg)
+    make_coco_shapes(str(tmp_path), num_train=2, num_val=2)
+    # The loaders are fine now; CocoMetric still points at the old root.
+    with pytest.raises(DatasetNotFoundError,
+                       match='val_evaluator.ann_file=PATH'):
+        check_data_roots(cfg)
+    check_data_roots(cfg, loaders=('train_dataloader', ))
+
+
+def test_detection_quick_start_then_test_tool(tmp_path):
+    data, work = str(tmp_path / 'coco'), str(tmp_path / 'work')
+    out = _run('tools/demo.py', '--iters', '2', '--data-root', data,
+               '--work-dir', work)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    assert 'val: coco/bbox_mAP:' in out.stdout
+    assert 'peak saved activations: E2E' in out.stdout
+    assert 'local3_loss_center_heatmap' in log
+    det = osp.join(ROOT, 'configs', 'demo',
+                   'faster-rcnn_r18_fpn_man++-k4_600it_coco-shapes-128.py')
+    ann = osp.join(data, 'annotations', 'instances_val2017.json')
+    out = _run('tools/test.py', det, osp.join(work, 'iter_2.pth'),
+               '--work-dir', str(tmp_path / 'test'), '--cfg-options',
+               f'test_dataloader.dataset.data_root={data}',
+               f'test_evaluator.ann_file={ann}')
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert "'coco/bbox_mAP'" in out.stdout
 
 
 def test_amp_needs_a_gpu_and_keeps_local_learning(monkeypatch):

@@ -1,0 +1,62 @@
+"""Local objectives of detection blocks: dense CenterNet heatmaps, the
+image-level classifier, and InfoPro's reconstruction term with either."""
+import pytest
+import torch
+
+from helpers import build, det_batch, det_model_cfg, local_wrapper
+from mmman.local import ImageClassAuxHead
+from mmman.tasks import DenseDetAuxHead
+
+
+def test_dense_head_is_centernet_on_the_box_centres():
+    model = build('mmdet', det_model_cfg())
+    data = model.data_preprocessor(det_batch(size=64), True)
+    head = DenseDetAuxHead(in_channels=8, num_classes=3)
+    assert type(head.head).__name__ == 'CenterNetHead'
+    x = torch.randn(2, 8, 16, 16, requires_grad=True)  # stride 4
+    losses = head.loss(x, data['data_samples'])
+    assert set(losses) == {
+        'loss_center_heatmap', 'loss_wh', 'loss_offset'
+    }
+    sum(losses.values()).backward()
+    # The heatmap loss pulls hardest at the box centres (stride 4).
+    grad = x.grad.abs().sum(1)[0]
+    box = data['data_samples'][0].gt_instances.bboxes[0] / 4
+    cy, cx = int((box[1] + box[3]) / 2), int((box[0] + box[2]) / 2)
+    assert grad[cy, cx] > grad.mean()
+
+
+def test_dense_head_lays_vit_tokens_on_the_patch_grid():
+    model = build('mmdet', det_model_cfg())
+    data = model.data_preprocessor(det_batch(size=64), True)
+    head = DenseDetAuxHead(in_channels=8, num_classes=3, tokens=True)
+    x = torch.randn(2, 1 + 16, 8, requires_grad=True)  # cls + 4x4 patches
+    losses = head.loss(x, data['data_samples'])
+    sum(losses.values()).backward()
+    assert x.grad[:, 0].abs().sum() == 0  # class token dropped
+    assert x.grad[:, 1:].abs().sum() > 0
+
+
+@pytest.mark.parametrize('aux_head, loss_key', [
+    (dict(type='DenseDetAuxHead'), 'loss_center_heatmap'),
+    (dict(type='ImageClassAuxHead'), 'loss_cls'),
+])
+def test_either_objective_takes_the_reconstruction_term(aux_head, loss_key):
+    model = build('mmdet', det_model_cfg())
+    wrapper = local_wrapper(
+        model,
+        method='man++',
+        num_blocks=3,
+        aux_head=aux_head,
+        recon_head=dict(type='ReconstructionAuxHead', loss_weight=0.5))
+    kind = DenseDetAuxHead if 'Dense' in aux_head['type'] else \
+        ImageClassAuxHead
+    assert all(isinstance(h, kind) for h in wrapper.aux.heads)
+    before = [p.detach().clone() for p in wrapper.aux.recons.parameters()]
+    model.train_step(det_batch(), wrapper)
+    scalars = wrapper.message_hub.log_scalars
+    for k in (1, 2):
+        assert f'train/local{k}_{loss_key}' in scalars
+        assert f'train/local{k}_loss_recon' in scalars
+    after = list(wrapper.aux.recons.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(after, before))
