@@ -42,3 +42,19 @@ def test_benchmark_tool_writes_table_json_and_plot(tmp_path):
                                       local['block_saved_bytes'][:3]))
     assert results[0]['bound_saved_bytes'] == results[0]['peak_saved_bytes']
     assert 0 < local['static_bytes'] < local['bound_memory_bytes']
+
+
+def test_compare_methods_table_pairs_seeds_and_measures_the_gap():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'compare_methods',
+        osp.join(ROOT, 'tools', 'analysis_tools', 'compare_methods.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    results = dict(e2e=[0.5, 0.7], dgl=[0.3, 0.5], man=[0.4, 0.6])
+    rows = tool.table(results, 'mAP', baseline='dgl',
+                      reference='e2e').splitlines()
+    assert rows[0].endswith('share of the dgl → e2e gap closed |')
+    man = rows[-1]
+    assert '+0.1000, +0.1000 (mean +0.1000)' in man
+    assert man.endswith('| 50% |')  # (0.5 - 0.4) of (0.6 - 0.4)

@@ -9,6 +9,10 @@ collected. Results go to a JSON file and a markdown table (mean ± std).
         --variant man++-k4 optim_wrapper.local_cfg.method=man++ \\
         --seeds 0 1 --metric mIoU --work-dir work_dirs/compare \\
         --out docs/results_seg.json
+
+``--baseline NAME`` adds each variant's difference to that variant on the
+same seed; with ``--reference NAME`` too (e.g. E2E), the share of the
+baseline-to-reference gap each variant closes.
 """
 import argparse
 import glob
@@ -18,6 +22,7 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+from typing import Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -36,6 +41,9 @@ def parse_args():
     parser.add_argument('--metric', default='mIoU')
     parser.add_argument('--work-dir', default='work_dirs/compare')
     parser.add_argument('--out', required=True, help='results JSON')
+    parser.add_argument('--baseline', help='variant for paired differences')
+    parser.add_argument('--reference', help='variant whose gap to the '
+                        'baseline is measured (needs --baseline)')
     return parser.parse_args()
 
 
@@ -69,19 +77,42 @@ def run(config, name, options, seed, work_root, metric):
     return last_metric(work_dir, metric)
 
 
-def table(results: dict, metric: str) -> str:
-    lines = [f'| variant | {metric} mean ± std | runs |', '|---|---|---|']
+def table(results: dict,
+          metric: str,
+          baseline: Optional[str] = None,
+          reference: Optional[str] = None) -> str:
+    head = f'| variant | {metric} mean ± std | runs |'
+    if baseline:
+        head += f' vs {baseline}, same seed |'
+    if baseline and reference:
+        head += f' share of the {baseline} → {reference} gap closed |'
+    lines = [head, '|' + '---|' * (head.count('|') - 1)]
+    mean = {name: statistics.mean(values) for name, values in results.items()}
     for name, values in results.items():
         std = statistics.stdev(values) if len(values) > 1 else 0.0
-        runs = ', '.join(f'{v:.2f}' for v in values)
-        lines.append(
-            f'| {name} | {statistics.mean(values):.2f} ± {std:.2f} | '
-            f'{runs} |')
+        row = (f'| {name} | {mean[name]:.4f} ± {std:.4f} | ' +
+               ', '.join(f'{v:.4f}' for v in values) + ' |')
+        if baseline:
+            diffs = [v - b for v, b in zip(values, results[baseline])]
+            row += (' – |' if name == baseline else
+                    ' ' + ', '.join(f'{d:+.4f}' for d in diffs) +
+                    f' (mean {statistics.mean(diffs):+.4f}) |')
+        if baseline and reference:
+            gap = mean[reference] - mean[baseline]
+            row += (f' {(mean[name] - mean[baseline]) / gap:.0%} |'
+                    if gap and name not in (baseline, reference) else ' – |')
+        lines.append(row)
     return '\n'.join(lines)
 
 
 def main():
     args = parse_args()
+    names = [name for name, *_ in args.variant]
+    for name in (args.baseline, args.reference):
+        if name and name not in names:
+            raise SystemExit(f'error: no variant named {name!r}')
+    if args.reference and not args.baseline:
+        raise SystemExit('error: --reference needs --baseline')
     results = {}
     for name, *options in args.variant:
         results[name] = [
@@ -94,7 +125,7 @@ def main():
         json.dump(
             dict(config=args.config, seeds=args.seeds, metric=args.metric,
                  results=results), f, indent=2)
-    print(table(results, args.metric))
+    print(table(results, args.metric, args.baseline, args.reference))
 
 
 if __name__ == '__main__':
