@@ -52,8 +52,8 @@ def test_compare_methods_table_pairs_seeds_and_measures_the_gap():
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     results = dict(e2e=[0.5, 0.7], dgl=[0.3, 0.5], man=[0.4, 0.6])
-    rows = tool.table(results, 'mAP', baseline='dgl',
-                      reference='e2e').splitlines()
+    rows = tool.table(results, 'mAP', baseline='dgl', reference='e2e',
+                      digits=4).splitlines()
     assert rows[0].endswith('share of the dgl → e2e gap closed |')
     man = rows[-1]
     assert '+0.1000, +0.1000 (mean +0.1000)' in man

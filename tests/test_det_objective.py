@@ -26,6 +26,20 @@ def test_dense_head_is_centernet_on_the_box_centres():
     assert grad[cy, cx] > grad.mean()
 
 
+def test_dense_head_loss_weight_scales_every_term():
+    model = build('mmdet', det_model_cfg())
+    samples = model.data_preprocessor(det_batch(size=64), True)['data_samples']
+    x = torch.randn(2, 8, 16, 16)
+    losses = []
+    for weight in (1.0, 0.1):
+        torch.manual_seed(0)
+        head = DenseDetAuxHead(in_channels=8, num_classes=3,
+                               loss_weight=weight)
+        losses.append(head.loss(x, samples))
+    for key, value in losses[0].items():
+        torch.testing.assert_close(losses[1][key], value * 0.1)
+
+
 def test_dense_head_lays_vit_tokens_on_the_patch_grid():
     model = build('mmdet', det_model_cfg())
     data = model.data_preprocessor(det_batch(size=64), True)

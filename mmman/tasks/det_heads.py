@@ -21,16 +21,21 @@ class DenseDetAuxHead(BaseModule):
         num_classes (int): Number of classes.
         head (dict): Head config; ``in_channels`` and ``num_classes`` are
             filled in, ``feat_channels`` defaults to ``min(in_channels, 128)``.
+        loss_weight (float): Multiplies every loss of the head.
+        tokens (bool): Inputs are ``(N, L, C)`` transformer tokens; they are
+            laid on the patch grid of the padded batch first.
     """
 
     def __init__(self,
                  in_channels: int,
                  num_classes: int,
                  head: Optional[dict] = None,
+                 loss_weight: float = 1.0,
                  tokens: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         self.tokens = tokens
+        self.loss_weight = loss_weight
         cfg = dict(type='mmdet.CenterNetHead')
         cfg.update(head or {})
         cfg.setdefault('feat_channels', min(in_channels, 128))
@@ -41,4 +46,5 @@ class DenseDetAuxHead(BaseModule):
              data_samples: Sequence) -> Dict[str, torch.Tensor]:
         if self.tokens:
             x = tokens_to_map(x, data_samples[0].batch_input_shape)
-        return self.head.loss((x, ), data_samples)
+        losses = self.head.loss((x, ), data_samples)
+        return {k: v * self.loss_weight for k, v in losses.items()}

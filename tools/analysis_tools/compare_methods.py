@@ -41,6 +41,8 @@ def parse_args():
     parser.add_argument('--metric', default='mIoU')
     parser.add_argument('--work-dir', default='work_dirs/compare')
     parser.add_argument('--out', required=True, help='results JSON')
+    parser.add_argument('--digits', type=int, default=2,
+                        help='decimals in the table')
     parser.add_argument('--baseline', help='variant for paired differences')
     parser.add_argument('--reference', help='variant whose gap to the '
                         'baseline is measured (needs --baseline)')
@@ -80,7 +82,8 @@ def run(config, name, options, seed, work_root, metric):
 def table(results: dict,
           metric: str,
           baseline: Optional[str] = None,
-          reference: Optional[str] = None) -> str:
+          reference: Optional[str] = None,
+          digits: int = 2) -> str:
     head = f'| variant | {metric} mean ± std | runs |'
     if baseline:
         head += f' vs {baseline}, same seed |'
@@ -90,13 +93,13 @@ def table(results: dict,
     mean = {name: statistics.mean(values) for name, values in results.items()}
     for name, values in results.items():
         std = statistics.stdev(values) if len(values) > 1 else 0.0
-        row = (f'| {name} | {mean[name]:.4f} ± {std:.4f} | ' +
-               ', '.join(f'{v:.4f}' for v in values) + ' |')
+        row = (f'| {name} | {mean[name]:.{digits}f} ± {std:.{digits}f} | ' +
+               ', '.join(f'{v:.{digits}f}' for v in values) + ' |')
         if baseline:
             diffs = [v - b for v, b in zip(values, results[baseline])]
             row += (' – |' if name == baseline else
-                    ' ' + ', '.join(f'{d:+.4f}' for d in diffs) +
-                    f' (mean {statistics.mean(diffs):+.4f}) |')
+                    ' ' + ', '.join(f'{d:+.{digits}f}' for d in diffs) +
+                    f' (mean {statistics.mean(diffs):+.{digits}f}) |')
         if baseline and reference:
             gap = mean[reference] - mean[baseline]
             row += (f' {(mean[name] - mean[baseline]) / gap:.0%} |'
@@ -124,8 +127,10 @@ def main():
     with open(args.out, 'w') as f:
         json.dump(
             dict(config=args.config, seeds=args.seeds, metric=args.metric,
+                 variants={name: opts for name, *opts in args.variant},
                  results=results), f, indent=2)
-    print(table(results, args.metric, args.baseline, args.reference))
+    print(table(results, args.metric, args.baseline, args.reference,
+                args.digits))
 
 
 if __name__ == '__main__':
