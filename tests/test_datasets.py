@@ -34,11 +34,14 @@ def test_coco_shapes_boxes_masks_and_layout(tmp_path):
                 ann['area'], rel=0.2, abs=8)
 
 
+def read(root):
+    with open(osp.join(root, 'annotations', 'instances_train2017.json')) as f:
+        return json.load(f)
+
+
 def test_coco_shapes_is_seeded_and_idempotent(tmp_path):
     a = make_coco_shapes(str(tmp_path / 'a'), 4, 2, seed=5)
     b = make_coco_shapes(str(tmp_path / 'b'), 4, 2, seed=5)
-    read = lambda r: json.load(  # noqa: E731
-        open(osp.join(r, 'annotations', 'instances_train2017.json')))
     assert read(a) == read(b)
     make_coco_shapes(a, 40, 20, seed=6)  # complete: left as it is
     assert read(a) == read(b)
