@@ -213,8 +213,9 @@ def tiny_coco_run(cfg, data_root, work_dir, iters=2, scale=128):
     """Shrink an MMDet COCO config to a few CPU iterations on tiny images.
 
     Keeps the model (minus pretrained weights, with 5 classes) and the
-    local-learning settings; points the data at a generated COCO-format root (boxes, and
-    masks for models with a mask head) and shortens schedule and outputs.
+    local-learning settings; points the data at a generated COCO-format root
+    (boxes, and masks for models with a mask head) and shortens schedule and
+    outputs.
     The score threshold is 0: an untrained model's detections all count, so
     evaluations compare real predictions. Training does not validate; the
     tests run the val loop themselves.

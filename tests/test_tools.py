@@ -80,11 +80,12 @@ def test_missing_annotation_files_are_named(tmp_path):
     cfg = Config.fromfile(det)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = str(tmp_path)  # exists, but empty
+    cfg.val_evaluator.ann_file = str(tmp_path / 'old' / 'instances.json')
     with pytest.raises(DatasetNotFoundError, match=str(
             tmp_path / 'annotations' / 'instances_train2017.json')):
         check_data_roots(cfg)
     make_coco_shapes(str(tmp_path), num_train=2, num_val=2)
-    # The loaders are fine now; CocoMetric still points at the old root.
+    # The loaders are fine now; CocoMetric still points elsewhere.
     with pytest.raises(DatasetNotFoundError,
                        match='val_evaluator.ann_file=PATH'):
         check_data_roots(cfg)

@@ -3,10 +3,10 @@
 ``make_coco_shapes`` writes MMDet's COCO layout (``train2017/``,
 ``val2017/``, ``annotations/instances_{train,val}2017.json``) with polygon
 masks, so MMDet's own COCO configs read it with ``data_root`` changed only.
-Each image shows a few objects of five shape classes at scales from ``min_size``
-to ``max_size`` pixels, random colours (the class is the shape, not the
-colour), on a noisy gradient background with clutter: line segments and
-speckles that are no object.
+Each image shows a few objects of five shape classes at scales from
+``min_size`` to ``max_size`` pixels, random colours (the class is the shape,
+not the colour), on a noisy gradient background with clutter: line segments
+and speckles that are no object.
 """
 import json
 import os
