@@ -1,6 +1,10 @@
 """Tiny models, generated batches and reference gradients for the tests."""
 import copy
 import importlib
+import json
+import os.path as osp
+import subprocess
+import sys
 
 import torch
 from mmengine.optim import build_optim_wrapper
@@ -154,3 +158,47 @@ def local_grads(model, wrapper, batch):
         n: (torch.zeros_like(p) if p.grad is None else p.grad.clone())
         for n, p in model.named_parameters() if p.requires_grad
     }
+
+
+TESTS = osp.dirname(osp.abspath(__file__))
+ROOT = osp.dirname(TESTS)
+HOST_ALONE = """
+import json, os.path as osp, sys
+sys.path.insert(0, {tests!r})
+import {package}
+from mmengine.config import Config
+from mmengine.runner import Runner
+import model_cfgs
+cfg = Config.fromfile(osp.join(
+    osp.dirname({package}.__file__), '.mim', 'configs', {config!r}))
+cfg = getattr(model_cfgs, {shrink!r})(cfg, {data_root!r}, {work_dir!r})
+cfg.load_from = {checkpoint!r}
+{extra}
+metrics = Runner.from_cfg(cfg).test()
+assert 'mmman' not in sys.modules
+print('METRICS' + json.dumps(metrics))
+"""
+
+
+def evaluate_with_host_alone(checkpoint, tmp_path, package, config, shrink,
+                         data_root, extra=''):
+    """Publish ``checkpoint`` with tools/publish_checkpoint.py and test it
+    with the host library's own config (``config``, relative to its .mim
+    configs, shrunk by ``model_cfgs.<shrink>``), Runner and checkpoint
+    loading, in a process that never imports mmman. Returns the metrics."""
+    published = str(tmp_path / 'model.pth')
+    out = subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools', 'publish_checkpoint.py'), checkpoint,
+        published
+    ], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    script = HOST_ALONE.format(
+        tests=TESTS, package=package, config=config, shrink=shrink,
+        data_root=data_root, work_dir=str(tmp_path / 'plain'),
+        checkpoint=published, extra=extra)
+    out = subprocess.run([sys.executable, '-c', script],
+                         capture_output=True, text=True, cwd=ROOT)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith('METRICS')]
+    assert line, (out.stdout + out.stderr)[-3000:]
+    return json.loads(line[0][len('METRICS'):])

@@ -160,6 +160,18 @@ def vit_seg_model_cfg():
         test_cfg=dict(mode='whole'))
 
 
+def _point_loaders(cfg, train, test, **dataset):
+    """Single-process loaders (train batch 2) on ``dataset`` settings."""
+    for name, pipeline in (('train_dataloader', train),
+                           ('val_dataloader', test),
+                           ('test_dataloader', test)):
+        loader = cfg[name]
+        loader.num_workers = 0
+        loader.persistent_workers = False
+        loader.dataset.update(pipeline=pipeline, **dataset)
+    cfg.train_dataloader.batch_size = 2
+
+
 def tiny_cityscapes_run(cfg, data_root, work_dir, iters=2):
     """Shrink a Cityscapes config to a few CPU iterations on tiny images.
 
@@ -183,15 +195,7 @@ def tiny_cityscapes_run(cfg, data_root, work_dir, iters=2):
         dict(type='LoadAnnotations'),
         dict(type='PackSegInputs')
     ]
-    for name, pipeline in (('train_dataloader', train),
-                           ('val_dataloader', test),
-                           ('test_dataloader', test)):
-        loader = cfg[name]
-        loader.num_workers = 0
-        loader.persistent_workers = False
-        loader.dataset.data_root = data_root
-        loader.dataset.pipeline = pipeline
-    cfg.train_dataloader.batch_size = 2
+    _point_loaders(cfg, train, test, data_root=data_root)
     cfg.train_cfg = dict(
         type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
     cfg.param_scheduler = []
@@ -235,17 +239,11 @@ def tiny_coco_run(cfg, data_root, work_dir, iters=2, scale=128):
             dict(type='PackDetInputs', meta_keys=(
                 'img_id', 'img_path', 'ori_shape', 'img_shape',
                 'scale_factor'))]
-    for name, pipeline in (('train_dataloader', train),
-                           ('val_dataloader', test),
-                           ('test_dataloader', test)):
-        loader = cfg[name]
-        loader.num_workers = 0
-        loader.persistent_workers = False
-        loader.batch_size = 2
-        loader.pop('batch_sampler', None)
-        loader.dataset.data_root = data_root
-        loader.dataset.metainfo = dict(classes=COCO_SHAPES)
-        loader.dataset.pipeline = pipeline
+    _point_loaders(cfg, train, test, data_root=data_root,
+                   metainfo=dict(classes=COCO_SHAPES))
+    for name in ('val_dataloader', 'test_dataloader'):
+        cfg[name].batch_size = 2
+    cfg.train_dataloader.pop('batch_sampler', None)  # aspect-ratio groups
     cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
     cfg.train_cfg = dict(
         type='IterBasedTrainLoop', max_iters=iters, val_interval=iters + 1)

@@ -2,12 +2,10 @@
 COCO-format data, evaluates with CocoMetric, and saves a plain MMDet
 checkpoint; MMDet alone evaluates that checkpoint to the same predictions."""
 import glob
-import json
 import os.path as osp
 import pickle
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
@@ -16,6 +14,7 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
 from mmman.datasets import make_coco_shapes
+from helpers import evaluate_with_host_alone
 from model_cfgs import tiny_coco_run
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -138,38 +137,13 @@ def test_mmdet_alone_evaluates_the_checkpoint_the_same(coco, tmp_path):
     _dump(test_cfg, ours_pkl)
     ours = Runner.from_cfg(test_cfg).test()
 
-    published = str(tmp_path / 'model.pth')
-    out = subprocess.run([
-        sys.executable,
-        osp.join(ROOT, 'tools', 'publish_checkpoint.py'),
-        osp.join(work, 'iter_2.pth'), published
-    ], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
     # MMDet's own config, no mmman imported, MMDet's own checkpoint loading.
     theirs_pkl = str(tmp_path / 'theirs.pkl')
-    script = textwrap.dedent(f"""
-        import json, os.path as osp, sys
-        sys.path.insert(0, {osp.dirname(__file__)!r})
-        import mmdet
-        from mmengine.config import Config
-        from mmengine.runner import Runner
-        from model_cfgs import tiny_coco_run
-        cfg = Config.fromfile(osp.join(
-            osp.dirname(mmdet.__file__), '.mim', 'configs', 'mask_rcnn',
-            'mask-rcnn_r50_fpn_1x_coco.py'))
-        cfg = tiny_coco_run(cfg, {coco!r}, {str(tmp_path / 'plain')!r})
-        cfg.load_from = {published!r}
-        cfg.test_evaluator = [cfg.test_evaluator, dict(
-            type='DumpDetResults', out_file_path={theirs_pkl!r})]
-        metrics = Runner.from_cfg(cfg).test()
-        assert 'mmman' not in sys.modules
-        print('METRICS' + json.dumps(metrics))
-    """)
-    out = subprocess.run([sys.executable, '-c', script],
-                         capture_output=True, text=True, cwd=ROOT)
-    line = [ln for ln in out.stdout.splitlines() if ln.startswith('METRICS')]
-    assert line, (out.stdout + out.stderr)[-3000:]
-    theirs = json.loads(line[0][len('METRICS'):])
+    theirs = evaluate_with_host_alone(
+        osp.join(work, 'iter_2.pth'), tmp_path, 'mmdet',
+        'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', 'tiny_coco_run', coco,
+        extra=f"cfg.test_evaluator = [cfg.test_evaluator, dict("
+        f"type='DumpDetResults', out_file_path={theirs_pkl!r})]")
     assert set(theirs) == set(ours) and 'coco/segm_mAP' in ours
     for key in ours:
         assert theirs[key] == pytest.approx(ours[key]), key

@@ -2,11 +2,9 @@
 evaluates with IoUMetric + CityscapesMetric, and its checkpoint is a plain
 MMSeg checkpoint."""
 import glob
-import json
 import os.path as osp
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
@@ -15,6 +13,7 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
 from mmman.datasets import make_cityscapes_like
+from helpers import evaluate_with_host_alone
 from model_cfgs import tiny_cityscapes_run
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -72,35 +71,11 @@ def test_mmseg_alone_evaluates_the_checkpoint_to_the_same_miou(
     work = str(tmp_path / 'train')
     cfg, runner = _train(config, cityscapes, work, 'mmseg_alone')
     ours = runner.test_loop.run()
-    published = str(tmp_path / 'model.pth')
-    out = subprocess.run([
-        sys.executable,
-        osp.join(ROOT, 'tools', 'publish_checkpoint.py'),
-        osp.join(work, 'iter_2.pth'), published
-    ], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
     # MMSeg's own config, no mmman imported, MMSeg's own checkpoint loading.
-    script = textwrap.dedent(f"""
-        import json, os.path as osp, sys
-        sys.path.insert(0, {osp.dirname(__file__)!r})
-        import mmseg
-        from mmengine.config import Config
-        from mmengine.runner import Runner
-        from model_cfgs import tiny_cityscapes_run
-        cfg = Config.fromfile(osp.join(
-            osp.dirname(mmseg.__file__), '.mim', 'configs', 'deeplabv3',
-            'deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py'))
-        cfg = tiny_cityscapes_run(cfg, {cityscapes!r}, {str(tmp_path / 'plain')!r})
-        cfg.load_from = {published!r}
-        metrics = Runner.from_cfg(cfg).test()
-        assert 'mmman' not in sys.modules
-        print('METRICS' + json.dumps(metrics))
-    """)
-    out = subprocess.run([sys.executable, '-c', script],
-                         capture_output=True, text=True, cwd=ROOT)
-    line = [ln for ln in out.stdout.splitlines() if ln.startswith('METRICS')]
-    assert line, (out.stdout + out.stderr)[-3000:]
-    theirs = json.loads(line[0][len('METRICS'):])
+    theirs = evaluate_with_host_alone(
+        osp.join(work, 'iter_2.pth'), tmp_path, 'mmseg',
+        'deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py',
+        'tiny_cityscapes_run', cityscapes)
     assert theirs['mIoU'] == pytest.approx(ours['mIoU'])
 
 
