@@ -162,6 +162,15 @@ def local_grads(model, wrapper, batch):
 
 TESTS = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(TESTS)
+
+
+def run_python(*args):
+    """``python ARGS`` in the repository root, output captured."""
+    return subprocess.run([sys.executable, *args],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True)
+
 HOST_ALONE = """
 import json, os.path as osp, sys
 sys.path.insert(0, {tests!r})
@@ -187,18 +196,13 @@ def evaluate_with_host_alone(checkpoint, tmp_path, package, config, shrink,
     configs, shrunk by ``model_cfgs.<shrink>``), Runner and checkpoint
     loading, in a process that never imports mmman. Returns the metrics."""
     published = str(tmp_path / 'model.pth')
-    out = subprocess.run([
-        sys.executable,
-        osp.join(ROOT, 'tools', 'publish_checkpoint.py'), checkpoint,
-        published
-    ], capture_output=True, text=True)
+    out = run_python('tools/publish_checkpoint.py', checkpoint, published)
     assert out.returncode == 0, out.stderr[-2000:]
     script = HOST_ALONE.format(
         tests=TESTS, package=package, config=config, shrink=shrink,
         data_root=data_root, work_dir=str(tmp_path / 'plain'),
         checkpoint=published, extra=extra)
-    out = subprocess.run([sys.executable, '-c', script],
-                         capture_output=True, text=True, cwd=ROOT)
+    out = run_python('-c', script)
     line = [ln for ln in out.stdout.splitlines() if ln.startswith('METRICS')]
     assert line, (out.stdout + out.stderr)[-3000:]
     return json.loads(line[0][len('METRICS'):])

@@ -1,8 +1,8 @@
 """tools/analysis_tools/benchmark_memory.py on tiny configs."""
 import json
 import os.path as osp
-import subprocess
-import sys
+
+from helpers import run_python
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo')
@@ -14,12 +14,11 @@ def test_benchmark_tool_writes_table_json_and_plot(tmp_path):
         osp.join(DEMO, 'deeplabv3_r18-d8_man++-k4_300it_shapes-64x64.py'),
     ]
     out, png = str(tmp_path / 'r.json'), str(tmp_path / 'r.png')
-    proc = subprocess.run([
-        sys.executable, 'tools/analysis_tools/benchmark_memory.py', *configs,
+    proc = run_python(
+        'tools/analysis_tools/benchmark_memory.py', *configs,
         '--img-scale', '64', '64', '--batch-size', '2', '--iters', '2',
         '--warmup', '0', '--out', out, '--plot', png, '--cfg-options',
-        'model.decode_head.dropout_ratio=0.0'
-    ], cwd=ROOT, capture_output=True, text=True)
+        'model.decode_head.dropout_ratio=0.0')
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'saved MiB' in proc.stdout and 'device: cpu' in proc.stdout
     with open(out) as f:

@@ -4,8 +4,6 @@ checkpoint; MMDet alone evaluates that checkpoint to the same predictions."""
 import glob
 import os.path as osp
 import pickle
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,7 +12,7 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
 from mmman.datasets import make_coco_shapes
-from helpers import evaluate_with_host_alone
+from helpers import evaluate_with_host_alone, run_python
 from model_cfgs import tiny_coco_run
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -161,10 +159,7 @@ def test_mmdet_alone_evaluates_the_checkpoint_the_same(coco, tmp_path):
 def test_missing_coco_names_the_path(tmp_path):
     config = osp.join(ROOT, 'configs', 'mmdet',
                       'faster-rcnn_r50_fpn_man++-k4_1x_coco.py')
-    out = subprocess.run([
-        sys.executable, 'tools/train.py', config, '--work-dir',
-        str(tmp_path)
-    ], capture_output=True, text=True, cwd=ROOT)
+    out = run_python('tools/train.py', config, '--work-dir', str(tmp_path))
     assert out.returncode != 0 and 'Traceback' not in out.stderr
     assert 'dataset not found at "data/coco/"' in out.stderr
     assert not glob.glob(osp.join(str(tmp_path), '*', '*.log'))

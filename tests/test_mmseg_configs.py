@@ -3,8 +3,6 @@ evaluates with IoUMetric + CityscapesMetric, and its checkpoint is a plain
 MMSeg checkpoint."""
 import glob
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,7 +11,7 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
 from mmman.datasets import make_cityscapes_like
-from helpers import evaluate_with_host_alone
+from helpers import evaluate_with_host_alone, run_python
 from model_cfgs import tiny_cityscapes_run
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -83,9 +81,6 @@ def test_missing_cityscapes_names_the_path(tmp_path):
     config = osp.join(
         ROOT, 'configs', 'mmseg',
         'deeplabv3_r50-d8_man++-k4_4xb2-40k_cityscapes-512x1024.py')
-    out = subprocess.run([
-        sys.executable, 'tools/train.py', config, '--work-dir',
-        str(tmp_path)
-    ], capture_output=True, text=True, cwd=ROOT)
+    out = run_python('tools/train.py', config, '--work-dir', str(tmp_path))
     assert out.returncode != 0 and 'Traceback' not in out.stderr
     assert 'dataset not found at "data/cityscapes/"' in out.stderr

@@ -1,8 +1,6 @@
 """Through MMEngine's Runner: pretrained copies, plain checkpoints, resume."""
 import copy
 import os.path as osp
-import subprocess
-import sys
 import textwrap
 
 import cv2
@@ -12,7 +10,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import CheckpointLoader, Runner
 
-from helpers import NUM_CLASSES, build, seg_model_cfg
+from helpers import NUM_CLASSES, build, run_python, seg_model_cfg
 
 NUM_IMAGES = 8
 
@@ -148,8 +146,7 @@ def test_checkpoint_loads_strictly_into_plain_model(tmp_path, seg_folder):
         assert 'mmman' not in sys.modules
         print('STRICT-OK')
     """)
-    out = subprocess.run([sys.executable, '-c', script],
-                         capture_output=True, text=True)
+    out = run_python('-c', script)
     assert 'STRICT-OK' in out.stdout, out.stderr[-3000:]
 
 

@@ -1,8 +1,6 @@
 """tools/train.py and tools/test.py as a user runs them."""
 import glob
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -10,6 +8,7 @@ from mmengine.config import Config
 
 from mmman.apis import DatasetNotFoundError, check_data_roots, enable_amp
 from mmman.datasets import make_coco_shapes, make_shapes_segmentation
+from helpers import run_python
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'demo',
@@ -24,13 +23,6 @@ def _data_root_options(root):
     ]
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, *args],
-                          cwd=ROOT,
-                          capture_output=True,
-                          text=True)
-
-
 @pytest.fixture(scope='module')
 def shapes(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('shapes'))
@@ -39,7 +31,7 @@ def shapes(tmp_path_factory):
 
 def test_train_then_test_from_the_command_line(tmp_path, shapes):
     work = str(tmp_path / 'work')
-    out = _run('tools/train.py', CONFIG, '--work-dir', work, '--cfg-options',
+    out = run_python('tools/train.py', CONFIG, '--work-dir', work, '--cfg-options',
                'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
                'default_hooks.checkpoint.interval=4',
                'default_hooks.logger.interval=2',
@@ -58,7 +50,7 @@ def test_train_then_test_from_the_command_line(tmp_path, shapes):
     assert any('ema.module' in k for k in aux)
     assert not any('scale_bias' in k for k in aux)
 
-    out = _run('tools/test.py', CONFIG, ckpt, '--work-dir',
+    out = run_python('tools/test.py', CONFIG, ckpt, '--work-dir',
                str(tmp_path / 'test'), '--cfg-options',
                *_data_root_options(shapes))
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
@@ -66,7 +58,7 @@ def test_train_then_test_from_the_command_line(tmp_path, shapes):
 
 
 def test_missing_dataset_gives_one_clear_message(tmp_path):
-    out = _run('tools/train.py', CONFIG, '--work-dir', str(tmp_path),
+    out = run_python('tools/train.py', CONFIG, '--work-dir', str(tmp_path),
                '--cfg-options', *_data_root_options('/nonexistent/shapes'))
     assert out.returncode != 0
     assert 'dataset not found at "/nonexistent/shapes"' in out.stderr
@@ -94,7 +86,7 @@ def test_missing_annotation_files_are_named(tmp_path):
 
 def test_detection_quick_start_then_test_tool(tmp_path):
     data, work = str(tmp_path / 'coco'), str(tmp_path / 'work')
-    out = _run('tools/demo.py', '--iters', '2', '--data-root', data,
+    out = run_python('tools/demo.py', '--iters', '2', '--data-root', data,
                '--work-dir', work)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
@@ -104,7 +96,7 @@ def test_detection_quick_start_then_test_tool(tmp_path):
     det = osp.join(ROOT, 'configs', 'demo',
                    'faster-rcnn_r18_fpn_man++-k4_600it_coco-shapes-128.py')
     ann = osp.join(data, 'annotations', 'instances_val2017.json')
-    out = _run('tools/test.py', det, osp.join(work, 'iter_2.pth'),
+    out = run_python('tools/test.py', det, osp.join(work, 'iter_2.pth'),
                '--work-dir', str(tmp_path / 'test'), '--cfg-options',
                f'test_dataloader.dataset.data_root={data}',
                f'test_evaluator.ann_file={ann}')
