@@ -2,12 +2,17 @@
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
 import mmman  # noqa: F401
+
+
+class _Custom:
+    """Any class of the user's: its unpickling could run its code."""
 
 
 class _Evil:
@@ -35,6 +40,33 @@ def test_refuses_arbitrary_code(tmp_path):
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
 
 
+def test_refuses_a_custom_class_with_a_clear_message(tmp_path):
+    path = str(tmp_path / 'custom.pth')
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': _Custom()}, path)
+    with pytest.raises(pickle.UnpicklingError) as error:
+        CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    message = str(error.value)
+    assert path in message
+    assert 'refers to test_checkpoint_loader._Custom, which mmman does not ' \
+        'load' in message
+    assert 'never code' in message
+
+
+def test_allowlist_lasts_only_for_the_load(tmp_path):
+    """Loading adds nothing to torch's global allowlist and keeps what the
+    user added there."""
+    path = str(tmp_path / 'hub.pth')
+    buf = HistoryBuffer()
+    buf.update(2.0)
+    torch.save({'b': buf, 'a': np.zeros(2)}, path)
+    with torch.serialization.safe_globals([np.ndarray]):  # the user's
+        before = set(torch.serialization.get_safe_globals())
+        CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        assert set(torch.serialization.get_safe_globals()) == before
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(path)
+
+
 def test_refuses_getattr_beyond_history_buffer_statistics(tmp_path):
     path = str(tmp_path / 'getattr.pth')
 
@@ -45,4 +77,18 @@ def test_refuses_getattr_beyond_history_buffer_statistics(tmp_path):
 
     torch.save({'x': _Sneaky()}, path)
     with pytest.raises(pickle.UnpicklingError, match='refused getattr'):
+        CheckpointLoader.load_checkpoint(path, map_location='cpu')
+
+
+def test_refuses_other_attributes_of_allowed_classes(tmp_path):
+    path = str(tmp_path / 'update.pth')
+
+    class _Update:
+
+        def __reduce__(self):
+            return (getattr, (HistoryBuffer, 'update'))
+
+    torch.save({'x': _Update()}, path)
+    with pytest.raises(pickle.UnpicklingError,
+                       match=r"refused getattr\(HistoryBuffer, 'update'\)"):
         CheckpointLoader.load_checkpoint(path, map_location='cpu')

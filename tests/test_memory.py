@@ -4,7 +4,8 @@ import torch.nn as nn
 
 from helpers import (NUM_CLASSES, build, local_wrapper, seg_batch,
                      seg_model_cfg)
-from mmman.utils import PeakMemory, SavedTensorsMeter, measure_train_step
+from mmman.utils import (PeakMemory, SavedTensorsMeter, current_rss_bytes,
+                         measure_train_step)
 
 
 def test_meter_counts_saved_activations_once_and_frees_them():
@@ -49,11 +50,25 @@ def test_meter_sees_early_release():
     assert meter.peak_bytes < joint.peak_bytes
 
 
-def test_peak_memory_reads_process_peak():
+def _peak_rise(allocate_bytes):
+    """PeakMemory's CPU reading minus the resident size when it started."""
     with PeakMemory('cpu') as peak:
-        big = torch.ones(64, 1024, 1024)  # 256 MiB
-        del big
-    assert peak.peak_bytes > 256 * 2**20
+        start = current_rss_bytes()
+        if allocate_bytes:
+            big = torch.ones(allocate_bytes // 4)  # float32, touched
+            del big
+    return peak.peak_bytes - start
+
+
+def test_peak_memory_reads_process_peak():
+    size = 256 * 2**20
+    # An earlier, larger peak of the process must not leak into a reading.
+    torch.ones(2 * size // 4).sum()
+    idle = _peak_rise(0)
+    busy = _peak_rise(size)
+    assert abs(idle) < size // 8, f'nothing allocated, peak rose {idle}'
+    assert 0.9 * size < busy < 1.5 * size, (
+        f'peak rose {busy} bytes for a {size}-byte tensor')
 
 
 def _light_head_model():

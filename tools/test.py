@@ -15,7 +15,7 @@ warnings.filterwarnings(  # emitted by mmengine's import on setuptools 80
 
 import mmman  # noqa: F401
 from mmman.apis import (DatasetNotFoundError, add_common_args, build_runner,
-                        check_data_roots, load_config)
+                        check_data_roots, close_distributed, load_config)
 
 
 def parse_args():
@@ -36,6 +36,7 @@ def main():
         sys.exit(f'error: {e}')
     runner = build_runner(cfg)
     metrics = runner.test()
+    close_distributed()
     print(metrics)
 
 

@@ -15,7 +15,8 @@ warnings.filterwarnings(  # emitted by mmengine's import on setuptools 80
 
 import mmman  # noqa: F401  (registers local learning; safe checkpoint loads)
 from mmman.apis import (DatasetNotFoundError, add_common_args, build_runner,
-                        check_data_roots, enable_amp, load_config)
+                        check_data_roots, close_distributed, enable_amp,
+                        load_config)
 
 
 def parse_args():
@@ -63,6 +64,7 @@ def main():
     except DatasetNotFoundError as e:
         sys.exit(f'error: {e}')
     runner.train()
+    close_distributed()
     print(f'work dir: {os.path.abspath(runner.work_dir)}')
 
 

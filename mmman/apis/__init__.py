@@ -1,9 +1,11 @@
-from .config import (DatasetNotFoundError, add_common_args, build_runner,
-                     check_data_roots, enable_amp, load_config,
-                     resolve_work_dir)
+from .config import (DatasetNotFoundError, add_common_args, amp_optim_wrapper,
+                     build_runner, check_data_roots, close_distributed,
+                     enable_amp, init_cpu_distributed, load_config,
+                     optim_wrapper_type, resolve_work_dir)
 
 __all__ = [
-    'DatasetNotFoundError', 'add_common_args', 'build_runner',
-    'check_data_roots',
-    'enable_amp', 'load_config', 'resolve_work_dir'
+    'DatasetNotFoundError', 'add_common_args', 'amp_optim_wrapper',
+    'build_runner', 'check_data_roots', 'close_distributed', 'enable_amp',
+    'init_cpu_distributed', 'load_config', 'optim_wrapper_type',
+    'resolve_work_dir'
 ]

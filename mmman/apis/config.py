@@ -16,9 +16,10 @@ def check_data_roots(cfg: Config, loaders=('train_dataloader',
                                            'test_dataloader')) -> None:
     """Fail with one message naming the missing path, before building.
 
-    Checks each dataloader's ``data_root`` and, when set, its annotation
-    file (COCO), then the ``ann_file`` of the matching evaluators
-    (``CocoMetric``).
+    Checks each dataloader's ``data_root``, the official files of the
+    classification datasets (CIFAR, SVHN, STL-10, ImageNet splits) and, when
+    set, its annotation file (COCO), then the ``ann_file`` of the matching
+    evaluators (``CocoMetric``).
     """
     for name in loaders:
         loader = cfg.get(name)
@@ -34,6 +35,7 @@ def check_data_roots(cfg: Config, loaders=('train_dataloader',
                 f'({osp.abspath(root)}). Prepare it as described in '
                 'README.md ("Datasets"), or point the config at it with '
                 f'--cfg-options {name}.dataset.data_root=PATH.')
+        _check_dataset_files(name, dataset)
         ann_file = dataset.get('ann_file')
         if ann_file:
             path = osp.join(root or '', ann_file)
@@ -55,27 +57,79 @@ def check_data_roots(cfg: Config, loaders=('train_dataloader',
                     f'--cfg-options {name}.ann_file=PATH.')
 
 
+def _check_dataset_files(name: str, dataset: dict) -> None:
+    """The official files a classification dataset type reads
+    (``mmman.datasets.DATASET_FILES``: CIFAR, SVHN, STL-10, ImageNet)."""
+    from mmman.datasets.layouts import DATASET_FILES
+    kind = dataset.get('type')
+    if not isinstance(kind, str):
+        return
+    default_split, names = DATASET_FILES.get(kind.split('.')[-1], (None, ()))
+    split = dataset.get('split') or default_split
+    prefix = dataset.get('data_prefix', '')
+    if not split or not isinstance(prefix, str):
+        return
+    folder = osp.join(dataset.get('data_root') or '', prefix)
+    for pattern in names:
+        path = osp.join(folder, pattern.format(split=split))
+        if not osp.exists(path):
+            raise DatasetNotFoundError(
+                f'{name}: {kind} needs "{path}", which does not exist. '
+                'Put the official files there as described in README.md '
+                '("Datasets"), or point the config at them with '
+                f'--cfg-options {name}.dataset.data_root=PATH.')
+
+
 def enable_amp(cfg: Config) -> None:
     """Turn on mixed precision without dropping local learning.
 
     MMDet's ``--amp`` replaces the wrapper type by ``AmpOptimWrapper``, which
     would silently train end to end; here the local wrapper becomes its AMP
-    twin, whose local backward calls share the model's loss scaler.
+    twin, whose local backward calls share the model's loss scaler. Needs
+    CUDA; the config change itself is :func:`amp_optim_wrapper`.
     """
     import torch
     if not torch.cuda.is_available():
         raise RuntimeError('--amp needs a CUDA device (MMEngine\'s '
                            'AmpOptimWrapper does not run on CPU).')
+    amp_optim_wrapper(cfg)
+
+
+_AMP_TWINS = {
+    'OptimWrapper': 'AmpOptimWrapper',
+    'LocalOptimWrapper': 'LocalAmpOptimWrapper'
+}
+
+
+def optim_wrapper_type(wrapper: dict) -> str:
+    """Name of the optim wrapper a config builds, its constructor's default
+    included: without ``type``, ``LocalOptimWrapperConstructor`` builds
+    ``LocalOptimWrapper`` and MMEngine's constructors ``OptimWrapper``."""
+    kind = wrapper.get('type')
+    if kind is not None:
+        return kind if isinstance(kind, str) else kind.__name__
+    from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
+    from mmman.engine import LocalOptimWrapperConstructor
+    constructor = wrapper.get('constructor', 'DefaultOptimWrapperConstructor')
+    if isinstance(constructor, str):
+        constructor = OPTIM_WRAPPER_CONSTRUCTORS.get(constructor)
+    if isinstance(constructor, type) and issubclass(
+            constructor, LocalOptimWrapperConstructor):
+        return 'LocalOptimWrapper'
+    return 'OptimWrapper'
+
+
+def amp_optim_wrapper(cfg: Config) -> None:
+    """Switch ``cfg.optim_wrapper`` to the AMP twin of the wrapper it builds
+    (``LocalOptimWrapper`` -> ``LocalAmpOptimWrapper``, ``OptimWrapper`` ->
+    ``AmpOptimWrapper``) with dynamic loss scaling unless set."""
     wrapper = cfg.optim_wrapper
-    kind = wrapper.get('type', 'OptimWrapper')
-    if kind in ('AmpOptimWrapper', 'LocalAmpOptimWrapper'):
+    kind = optim_wrapper_type(wrapper)
+    if kind in _AMP_TWINS.values():
         return
-    if kind == 'LocalOptimWrapper':
-        wrapper.type = 'LocalAmpOptimWrapper'
-    elif kind == 'OptimWrapper':
-        wrapper.type = 'AmpOptimWrapper'
-    else:
+    if kind not in _AMP_TWINS:
         raise ValueError(f'--amp: cannot make {kind} mixed precision.')
+    wrapper.type = _AMP_TWINS[kind]
     wrapper.setdefault('loss_scale', 'dynamic')
 
 
@@ -118,10 +172,62 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def init_cpu_distributed(cfg: Config) -> bool:
+    """Start ``torch.distributed`` with gloo for ``--launcher pytorch``
+    on a machine without an accelerator.
+
+    MMEngine's pytorch launcher calls ``torch.cuda.set_device`` first, and
+    its ``Runner.wrap_model`` gives DDP ``device_ids=[LOCAL_RANK]``, which
+    DDP refuses for a CPU model. ``Runner.setup_env`` starts no process group
+    when one exists, so this one starts it from torchrun's environment
+    (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``), keeping
+    ``env_cfg.dist_cfg.timeout``, and sets ``device_ids=None`` for a DDP
+    model wrapper. Returns whether it applied.
+    """
+    import datetime
+
+    import torch.distributed as dist
+    from mmengine.device import get_device
+    if cfg.get('launcher', 'none') != 'pytorch' or get_device() != 'cpu':
+        return False
+    if not dist.is_initialized():
+        timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
+        kwargs = {} if timeout is None else dict(
+            timeout=datetime.timedelta(seconds=timeout))
+        dist.init_process_group(backend='gloo', init_method='env://', **kwargs)
+    from mmengine.registry import MODEL_WRAPPERS
+    from torch.nn.parallel import DistributedDataParallel
+    if cfg.get('model_wrapper_cfg') is None:  # MMEngine's default wrapper
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper = cfg.model_wrapper_cfg
+    kind = wrapper.get('type', 'MMDistributedDataParallel')
+    if isinstance(kind, str):
+        kind = MODEL_WRAPPERS.get(kind)
+    if isinstance(kind, type) and issubclass(kind, DistributedDataParallel):
+        wrapper.setdefault('device_ids', None)
+    return True
+
+
+def close_distributed() -> None:
+    """End of a tool: wait for every rank, then tear the process group down
+    (MMEngine leaves it open; a gloo group torn down by the interpreter's
+    exit can abort a rank with "terminate called without an active
+    exception")."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def build_runner(cfg: Config):
-    """``Runner.from_cfg``, or the config's own ``runner_type``."""
+    """``Runner.from_cfg``, or the config's own ``runner_type``; on CPU with
+    ``--launcher pytorch`` after :func:`init_cpu_distributed`."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    init_cpu_distributed(cfg)
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)

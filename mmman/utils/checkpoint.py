@@ -3,107 +3,123 @@
 torch 2.6 made ``torch.load(weights_only=True)`` the default and MMEngine
 0.10.7 calls ``torch.load`` without the argument, so ``--resume``,
 ``load_from`` and testing a checkpoint MMEngine saved itself fail with
-``UnpicklingError``: the ``message_hub`` holds ``HistoryBuffer`` objects whose
-bound statistic methods pickle through ``getattr`` and numpy arrays.
+``UnpicklingError``. Besides tensors and containers (``Counter`` of
+``MultiStepLR``'s milestones included), MMEngine, MMDet, MMSeg and
+MMPretrain checkpoints hold (surveyed in tests/test_schedulers_checkpoint.py):
 
-Allowing ``getattr`` as a safe global would open every attribute of every
-object, so instead local checkpoints go through a loader (registered with
-MMEngine's public ``CheckpointLoader.register_scheme``) that tries torch's
-weights-only loader first and otherwise unpickles with a restricted
-allowlist: tensors and storages, plain containers, numpy arrays and dtypes,
-``HistoryBuffer``, and ``getattr`` only for a ``HistoryBuffer``'s statistic
-methods.
+- numpy arrays and scalars (message hub: ``eta``, metrics, ``best_score``);
+- ``HistoryBuffer`` objects (message hub), whose state carries their
+  statistic methods, pickled as ``getattr(HistoryBuffer, 'min')`` ...;
+- ``OneCycleParamScheduler``'s ``anneal_func``, a static method pickled as
+  ``getattr(OneCycleParamScheduler, '_annealing_cos')``.
+
+Local checkpoints therefore go through torch's own weights-only unpickler
+with these types allowed for the duration of the load
+(``torch.serialization.safe_globals``). ``getattr`` itself is never allowed:
+the name ``builtins.getattr`` is bound to :func:`_restricted_getattr`, which
+returns only the attributes listed in :data:`GETATTR_ALLOWED`. The loader is
+registered with MMEngine's public ``CheckpointLoader.register_scheme``.
 """
-import collections
 import os.path as osp
 import pickle
 
 import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.optim.scheduler.param_scheduler import OneCycleParamScheduler
 from mmengine.runner.checkpoint import CheckpointLoader
 
+# Attributes a checkpoint may fetch with ``getattr(owner, name)`` (owner: the
+# class or an instance of it). Python's pickle protocol 2 (torch's) stores a
+# function defined in a class body that way.
+GETATTR_ALLOWED = {
+    HistoryBuffer: ('min', 'max', 'current', 'mean'),
+    OneCycleParamScheduler: ('_annealing_cos', '_annealing_linear'),
+}
 
-_DEFAULT_STATISTICS = {'min', 'max', 'current', 'mean'}
 
-
-def _history_buffer_method(obj, name):
-    """``getattr`` restricted to the statistic methods of a HistoryBuffer."""
+def _restricted_getattr(obj, name):
+    """``getattr`` for the ``(owner, name)`` pairs of GETATTR_ALLOWED."""
     owner = obj if isinstance(obj, type) else type(obj)
-    # The defaults are registered lazily, by the first HistoryBuffer made.
-    allowed = _DEFAULT_STATISTICS | set(HistoryBuffer._statistics_methods)
-    if issubclass(owner, HistoryBuffer) and name in allowed:
+    if name in GETATTR_ALLOWED.get(owner, ()):
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'refused getattr({owner.__name__}, {name!r}) in a checkpoint')
 
 
-def _allowed_globals():
-    allowed = {
-        ('collections', 'OrderedDict'): collections.OrderedDict,
-        ('builtins', 'set'): set,
-        ('builtins', 'frozenset'): frozenset,
-        ('builtins', 'slice'): slice,
-        ('builtins', 'getattr'): _history_buffer_method,
-        ('__builtin__', 'getattr'): _history_buffer_method,
-        ('_codecs', 'encode'): __import__('codecs').encode,
-        ('numpy', 'ndarray'): np.ndarray,
-        ('numpy', 'dtype'): np.dtype,
-        ('numpy.core.multiarray', '_reconstruct'):
-        np.core.multiarray._reconstruct,
-        ('numpy.core.multiarray', 'scalar'): np.core.multiarray.scalar,
-        ('mmengine.logging.history_buffer', 'HistoryBuffer'): HistoryBuffer,
-    }
-    for code in np.typecodes['All']:
-        cls = type(np.dtype(code))
-        allowed[(cls.__module__, cls.__name__)] = cls
-    for name in ('_rebuild_tensor_v2', '_rebuild_parameter',
-                 '_rebuild_parameter_with_state'):
-        allowed[('torch._utils', name)] = getattr(torch._utils, name)
-    allowed[('torch', 'Size')] = torch.Size
-    allowed[('torch', 'device')] = torch.device
-    return allowed
+def _numpy_globals() -> list:
+    """numpy arrays, scalars and dtypes, under numpy 1 and numpy 2 names."""
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:
+        from numpy.core import multiarray
+    found = [np.ndarray, np.dtype]
+    found += [type(np.dtype(code)) for code in np.typecodes['All']]
+    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        found += [(multiarray._reconstruct, f'{module}._reconstruct'),
+                  (multiarray.scalar, f'{module}.scalar')]
+    return found
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that builds nothing outside an explicit allowlist."""
-    allowed = None
-
-    def find_class(self, module, name):
-        if _RestrictedUnpickler.allowed is None:
-            _RestrictedUnpickler.allowed = _allowed_globals()
-        found = self.allowed.get((module, name))
-        if found is None and module == 'torch' and isinstance(
-                getattr(torch, name, None), torch.dtype):
-            found = getattr(torch, name)
-        if found is None:
-            raise pickle.UnpicklingError(
-                f'checkpoint refers to {module}.{name}, which mmman does not '
-                'load (not part of an MMEngine checkpoint).')
-        return found
+def checkpoint_safe_globals() -> list:
+    """What mmman adds to torch's weights-only allowlist for a load."""
+    return [
+        frozenset, slice, HistoryBuffer, *GETATTR_ALLOWED,
+        (_restricted_getattr, 'builtins.getattr'), *_numpy_globals()
+    ]
 
 
-class _RestrictedPickle:
-    """``pickle_module`` for ``torch.load`` with the restricted unpickler."""
-    Unpickler = _RestrictedUnpickler
-    load = staticmethod(lambda f, **kw: _RestrictedUnpickler(f, **kw).load())
-    __name__ = 'mmman_restricted_pickle'
+def _safe_globals():
+    """``torch.serialization.safe_globals`` for the entries of
+    :func:`checkpoint_safe_globals` not already allowed, so that leaving it
+    keeps what the user allowed globally."""
+    present = set(torch.serialization.get_safe_globals())
+    return torch.serialization.safe_globals(
+        [g for g in checkpoint_safe_globals() if g not in present])
+
+
+class CheckpointRefusedError(pickle.UnpicklingError):
+    """A checkpoint needs more than data to load (code, unknown classes)."""
 
 
 def load_local_checkpoint(filename, map_location=None):
-    """Local-file loader for MMEngine: weights-only, else restricted."""
+    """Local-file loader for MMEngine: torch's weights-only unpickler with
+    MMEngine's checkpoint types allowed; anything else is refused."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
+    with _safe_globals():
+        try:
+            return torch.load(
+                filename, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as e:
+            unknown = sorted(_unknown_globals(filename))
+            detail = _reason(e)
+            what = (f'refers to {", ".join(unknown)}, which mmman does not '
+                    'load' if unknown else 'was refused')
+            raise CheckpointRefusedError(
+                f'{filename}: checkpoint {what}. mmman loads tensors, '
+                'containers, numpy arrays and the state of MMEngine\'s '
+                'runner, hooks and schedulers, never code. If you trust '
+                'the file, convert it once with torch.load(path, '
+                f'weights_only=False). ({detail})') from None
+
+
+def _reason(error) -> str:
+    """The line of torch's weights-only error that says what was refused."""
+    text = str(error).split('WeightsUnpickler error:')[-1]
+    lines = [
+        line.strip() for line in text.splitlines()
+        if line.strip() and not line.startswith('Check the documentation')
+    ]
+    return lines[-1] if lines else text
+
+
+def _unknown_globals(filename) -> list:
     try:
-        return torch.load(filename, map_location=map_location,
-                          weights_only=True)
-    except pickle.UnpicklingError:
-        return torch.load(
-            filename,
-            map_location=map_location,
-            weights_only=False,
-            pickle_module=_RestrictedPickle)
+        return torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+    except Exception:  # not a zip checkpoint: the details say why
+        return []
 
 
 def allow_mmengine_checkpoints() -> None:
