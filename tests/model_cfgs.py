@@ -264,3 +264,66 @@ def tiny_coco_run(cfg, data_root, work_dir, iters=2, scale=128):
     for key in ('val_evaluator', 'test_evaluator'):
         cfg[key].ann_file = f'{data_root}/annotations/instances_val2017.json'
     return cfg
+
+
+NARROW_BACKBONES = ('ResNet', 'ResNetV1c', 'ResNetV1d', 'ResNeXt')
+
+
+def tiny_cls_run(cfg, data_root, work_dir, iters=2):
+    """Shrink an MMPretrain config to a few CPU iterations on tiny data.
+
+    Keeps depth, units and the local-learning settings. SVHN / STL-10
+    configs read generated files in the official formats
+    (``data_root/svhn``, ``data_root/stl10``; STL-10 resized to 32x32); the
+    others (CIFAR-10, whose reader checks the official MD5s, and ImageNet) a
+    generated ``CustomDataset`` folder of 32x32 images (``data_root/shapes``).
+    ImageNet ResNets are narrowed to 8 base channels (ResNeXt: 32 groups of
+    width 1), and VGG's classifier inside the backbone, which needs 224x224
+    inputs, becomes global pooling + ``LinearClsHead``.
+    """
+    cfg.work_dir = work_dir
+    cfg.log_level = 'WARNING'
+    model = cfg.model
+    backbone = model.backbone
+    if backbone.type in NARROW_BACKBONES:
+        backbone.update(stem_channels=8, base_channels=8)
+        if backbone.type == 'ResNeXt':
+            backbone.width_per_group = 1
+        model.head.in_channels = 256
+    elif backbone.type == 'VGG':
+        backbone.update(num_classes=-1, out_indices=(4, ))
+        model.neck = dict(type='GlobalAveragePooling')
+        model.head.update(type='LinearClsHead', num_classes=1000,
+                          in_channels=512)
+    kind = cfg.train_dataloader.dataset.type
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg[name]
+        loader.num_workers = 0
+        loader.persistent_workers = False
+        loader.batch_size = 2 if name == 'train_dataloader' else 4
+        if kind in ('SVHN', 'STL10'):
+            loader.dataset.data_root = f'{data_root}/{kind.lower()}'
+            if kind == 'STL10':  # 96x96 -> 32x32: the ResNet-110s cost less
+                loader.dataset.pipeline = [
+                    dict(type='Resize', scale=(32, 32))
+                ] + [t for t in loader.dataset.pipeline
+                     if t['type'] != 'RandomCrop']
+            continue
+        split = 'train' if name == 'train_dataloader' else 'val'
+        flip = [dict(type='RandomFlip', prob=0.5, direction='horizontal')]
+        loader.dataset = dict(
+            type='CustomDataset',
+            data_root=f'{data_root}/shapes',
+            data_prefix=split,
+            pipeline=[dict(type='LoadImageFromFile')] +
+            (flip if split == 'train' else []) + [dict(type='PackInputs')])
+    cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
+    cfg.train_cfg = dict(
+        type='IterBasedTrainLoop', max_iters=iters, val_interval=iters + 1)
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', by_epoch=False, interval=iters)
+    cfg.default_hooks.logger = dict(
+        type='LoggerHook', interval=1, log_metric_by_epoch=False)
+    cfg.log_processor = dict(by_epoch=False)
+    return cfg

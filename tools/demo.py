@@ -3,9 +3,11 @@
 ``det`` (the default): generates COCO-format shapes (data/coco_shapes),
 trains Faster R-CNN on a small ResNet-18 with MAN++ (K=4), evaluates with
 CocoMetric, and measures one training iteration's memory against E2E.
-``seg``: the same with DeepLabV3 on generated shapes, evaluated by mIoU::
+``seg``: the same with DeepLabV3 on generated shapes, evaluated by mIoU;
+``cls``: a CIFAR ResNet-20 in MMPretrain on generated 32x32 shapes, evaluated
+by top-1 accuracy::
 
-    python tools/demo.py [--task det|seg] [--iters N] [--work-dir DIR]
+    python tools/demo.py [--task det|seg|cls] [--iters N] [--work-dir DIR]
 """
 import argparse
 import copy
@@ -23,7 +25,9 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
 import mmman  # noqa: F401
-from mmman.datasets import make_coco_shapes, make_shapes_segmentation
+from mmman.datasets import (make_coco_shapes, make_shapes_classification,
+                            make_shapes_segmentation)
+from mmman.engine import start_local_training
 from mmman.utils import measure_train_step
 
 CONFIGS = osp.join(osp.dirname(osp.abspath(__file__)), '..', 'configs',
@@ -40,7 +44,14 @@ TASKS = dict(
         config='deeplabv3_r18-d8_man++-k4_300it_shapes-64x64.py',
         scope='mmseg',
         make=make_shapes_segmentation,
-        metrics=('mIoU', 'aAcc')))
+        metrics=('mIoU', 'aAcc')),
+    cls=dict(
+        title='ResNet-20 (CIFAR) on generated 32x32 shapes',
+        config='resnet20_man++-k4_1xb64-600it_shapes-cls-32x32.py',
+        scope='mmpretrain',
+        make=lambda root: make_shapes_classification(
+            root, num_train=2000, num_val=500),
+        metrics=('accuracy/top1', )))
 
 
 def parse_args():
@@ -63,6 +74,7 @@ def one_iteration_memory(cfg, scope, method):
     wrapper_cfg.local_cfg.method = method
     MessageHub.get_instance(f'demo_memory_{method}')
     wrapper = build_optim_wrapper(model, wrapper_cfg)
+    start_local_training(wrapper)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
     batch = next(iter(loader))
     model.train_step(copy.deepcopy(batch), wrapper)  # warm up allocator

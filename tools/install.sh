@@ -16,6 +16,10 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 "${PIP[@]}" install -q --upgrade "pip<25" "setuptools<70" wheel
 # torch first, alone, so that nothing below resolves a CUDA build from the index.
 "${PIP[@]}" install -q "torch==2.13.0"
+# torchvision (MMPretrain imports it): its only wheel for torch 2.13 links the
+# CUDA torch; --no-deps keeps pip from replacing our CPU torch. Its C++ ops do
+# not load; mmman makes its Python part importable (utils/torchvision_compat.py).
+"${PIP[@]}" install -q --no-deps "torchvision==0.28.0"
 # headless OpenCV before mmcv: mmcv's setup picks the installed OpenCV flavour.
 # (torch drags in a new setuptools; mmcv's setup.py needs pkg_resources: re-pin.)
 "${PIP[@]}" install -q "setuptools<70" "numpy==1.26.4" "opencv-python-headless==4.10.0.84" ninja psutil
@@ -25,5 +29,13 @@ if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops" 2>/dev/null; then
 fi
 "${PIP[@]}" install -q -r "$ROOT/requirements.txt"
 "${PIP[@]}" install -q --no-build-isolation --no-deps -e "$ROOT"
-"$VENV/bin/python" -c "import torch, mmcv.ops, mmdet, mmseg, mmpretrain, mmman; print('[mmman] stack ok: torch', torch.__version__, 'mmcv', mmcv.__version__)" >&2
+# Processes that never import mmman (MMDet/MMSeg/MMPretrain evaluating a
+# checkpoint alone) import torchvision too: a start-up hook defines its two
+# missing operator schemas when torchvision is first imported (and only where
+# its C++ ops do not load). See mmman/utils/torchvision_compat.py.
+SITE="$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")"
+ln -sf "$ROOT/mmman/utils/torchvision_compat.py" "$SITE/mmman_torchvision_compat.py"
+echo "import mmman_torchvision_compat; mmman_torchvision_compat.install_import_hook()" > "$SITE/mmman_torchvision_compat.pth"
+"$VENV/bin/python" -c "import mmseg.models, sys; assert 'mmman' not in sys.modules" >&2
+"$VENV/bin/python" -c "import mmman, torch, torchvision, mmcv.ops, mmdet, mmseg, mmpretrain.models; print('[mmman] stack ok: torch', torch.__version__, 'torchvision', torchvision.__version__, 'mmcv', mmcv.__version__)" >&2
 echo "$WANT" > "$STAMP"

@@ -1,9 +1,11 @@
 """Cut a backbone into K gradient-isolated local blocks.
 
 A backbone is seen as a sequence of *units*: the residual units of a ResNet
-(``layer2.3``) or the transformer blocks of a ViT (``layers.5``). Everything
-before the first unit (stem, patch embedding) belongs to the first block;
-everything after the last unit (neck, heads) to the last block. A block plan
+(``layer2.3``), the transformer blocks of a ViT (``layers.5``) or the conv
+layers of a VGG (``features.3``). Everything before the first unit (stem,
+patch embedding) belongs to the first block, unless the backbone makes its
+stem a unit (``stem_unit=True``); everything after the last unit (neck,
+heads) to the last block. A block plan
 records where each block ends and which unit starts the next block: that unit
 is the "first layer of the next block" MAN copies.
 """
@@ -117,9 +119,83 @@ def _vit_units(backbone: nn.Module):
     return units, output_units
 
 
-UNIT_FINDERS = (_resnet_units, _vit_units)
+def _resnet_stem_units(backbone: nn.Module):
+    """A ResNet whose stem is a unit of its own (``stem_unit=True``).
+
+    The seeds count the stem as a local module ("K=16" for ResNet-32 = stem
+    + 15 residual units). Backbones that set ``stem_unit`` and hold the stem
+    in one module ``stem`` (e.g. :class:`mmman.models.CifarResNet`) list it
+    first; otherwise the stem belongs to the first block.
+    """
+    stem = getattr(backbone, 'stem', None)
+    if getattr(backbone, 'stem_unit', False) is not True or not isinstance(
+            stem, nn.Module):
+        return None
+    found = _resnet_units(backbone)
+    if found is None:
+        return None
+    units, output_units = found
+    return [('stem', stem)] + units, [i + 1 for i in output_units]
+
+
+def _vgg_units(backbone: nn.Module):
+    """Conv layers of MMPretrain's VGG (``features``, ``range_sub_modules``).
+
+    A stage's max-pool has no parameters and is no unit: it runs at the start
+    of the next block. A classifier inside the backbone (``num_classes > 0``)
+    belongs to the last block.
+    """
+    name = getattr(backbone, 'module_name', None)
+    stages = getattr(backbone, 'range_sub_modules', None)
+    features = getattr(backbone, name, None) if isinstance(name, str) else None
+    if not isinstance(features, nn.Sequential) or not stages:
+        return None
+    units, last_of_stage = [], []
+    for start, end in stages:
+        for j in range(start, end):
+            if any(True for _ in features[j].parameters()):
+                units.append((f'{name}.{j}', features[j]))
+        last_of_stage.append(len(units) - 1)
+    output_units = [
+        last_of_stage[i] for i in sorted(backbone.out_indices)
+        if i < len(stages)
+    ]
+    if getattr(backbone, 'num_classes', 0) > 0:
+        output_units.append(len(units) - 1)  # the classifier's output
+    return units, output_units
+
+
+def _cspnext_units(backbone: nn.Module):
+    """Stage modules of MMDet's CSPNeXt / CSPDarknet (RTMDet, YOLOX).
+
+    ``layers`` names the stem and the stages; every module of a stage (its
+    downsampling conv, SPP block, CSP layer) is a unit.
+    """
+    names = getattr(backbone, 'layers', None)
+    if not (isinstance(names, list) and names
+            and all(isinstance(n, str) for n in names)
+            and isinstance(getattr(backbone, names[-1], None), nn.Sequential)):
+        return None
+    units, output_units = [], []
+    for i, name in enumerate(names):
+        if name == 'stem':
+            if i in backbone.out_indices:
+                raise PartitionError('local learning: a stem output '
+                                     '(out_indices 0) is not supported.')
+            continue
+        for j, unit in enumerate(getattr(backbone, name)):
+            units.append((f'{name}.{j}', unit))
+        if i in backbone.out_indices:
+            output_units.append(len(units) - 1)
+    return units, output_units
+
+
+UNIT_FINDERS = (_resnet_stem_units, _resnet_units, _vit_units, _vgg_units,
+                _cspnext_units)
 SUPPORTED = ('ResNet / ResNetV1c / ResNetV1d / ResNeXt (MMDet, MMSeg, '
-             'MMPretrain) and MMPretrain VisionTransformer')
+             'MMPretrain), MMPretrain ResNet_CIFAR, VGG and '
+             'VisionTransformer, mmman\'s CifarResNet, and MMDet\'s '
+             'CSPNeXt / CSPDarknet')
 
 
 def backbone_units(model: nn.Module,
@@ -151,7 +227,12 @@ def backbone_units(model: nn.Module,
         f'{type(module).__name__}: supported are {SUPPORTED}.')
 
 
-def _even_ends(units: Sequence[Unit], num_blocks: int) -> List[int]:
+def check_num_blocks(units: Sequence[Unit], num_blocks) -> List[int]:
+    """Validate K against the trainable units; returns their indices."""
+    if isinstance(num_blocks, bool) or not isinstance(
+            num_blocks, int) or num_blocks < 1:
+        raise PartitionError('local learning: num_blocks must be a '
+                             f'positive integer, got {num_blocks!r}.')
     trainable = [i for i, u in enumerate(units) if u.trainable]
     if not trainable:
         raise PartitionError('local learning: every backbone unit is frozen; '
@@ -161,6 +242,11 @@ def _even_ends(units: Sequence[Unit], num_blocks: int) -> List[int]:
             f'local learning: num_blocks={num_blocks} is more than the '
             f'{len(trainable)} trainable backbone units '
             f'({units[trainable[0]].name} .. {units[trainable[-1]].name}).')
+    return trainable
+
+
+def _even_ends(units: Sequence[Unit], num_blocks: int) -> List[int]:
+    trainable = check_num_blocks(units, num_blocks)
     # Larger blocks first, like numpy.array_split.
     base, extra = divmod(len(trainable), num_blocks)
     ends, pos = [], 0
@@ -217,9 +303,6 @@ def build_block_plan(model: nn.Module,
     if boundaries is not None:
         ends = _named_ends(units, boundaries, backbone)
     else:
-        if not isinstance(num_blocks, int) or num_blocks < 1:
-            raise PartitionError('local learning: num_blocks must be a '
-                                 f'positive integer, got {num_blocks!r}.')
         ends = _even_ends(units, num_blocks)
     return BlockPlan(
         tuple(units), tuple(ends), tuple(output_units), backbone=backbone)

@@ -1,4 +1,5 @@
-"""Synthetic training batches of a given size for MMDet / MMSeg models."""
+"""Synthetic training batches of a given size for MMDet / MMSeg /
+MMPretrain models."""
 from typing import Tuple
 
 import torch
@@ -10,7 +11,9 @@ def _task(model) -> str:
     for task, module, cls in (('det', 'mmdet.models.detectors',
                                 'BaseDetector'),
                               ('seg', 'mmseg.models.segmentors',
-                               'BaseSegmentor')):
+                               'BaseSegmentor'),
+                              ('cls', 'mmpretrain.models.classifiers',
+                               'BaseClassifier')):
         try:
             base = getattr(__import__(module, fromlist=[cls]), cls)
         except ImportError:
@@ -18,7 +21,8 @@ def _task(model) -> str:
         if isinstance(model, base):
             return task
     raise TypeError(f'no synthetic batch for {type(model).__name__}: '
-                    'MMDet detectors and MMSeg segmentors are supported.')
+                    'MMDet detectors, MMSeg segmentors and MMPretrain '
+                    'classifiers are supported.')
 
 
 def synthetic_batch(model,
@@ -30,7 +34,7 @@ def synthetic_batch(model,
 
     Detection samples get ``num_boxes`` boxes (and bitmap masks when the
     model has a mask head); segmentation samples a blocky label map with an
-    ignored (255) border.
+    ignored (255) border; classification samples one label.
     """
     g = torch.Generator().manual_seed(seed)
     height, width = img_scale
@@ -45,9 +49,13 @@ def synthetic_batch(model,
             img_shape=(height, width),
             ori_shape=(height, width),
             scale_factor=(1.0, 1.0))
-        samples.append(
-            _det_sample(model, meta, num_boxes, num_classes, g)
-            if task == 'det' else _seg_sample(meta, num_classes, g))
+        if task == 'det':
+            samples.append(_det_sample(model, meta, num_boxes, num_classes,
+                                       g))
+        elif task == 'seg':
+            samples.append(_seg_sample(meta, num_classes, g))
+        else:
+            samples.append(_cls_sample(meta, num_classes, g))
     return dict(inputs=inputs, data_samples=samples)
 
 
@@ -88,3 +96,9 @@ def _seg_sample(meta, num_classes, g):
     sample = SegDataSample(metainfo=meta)
     sample.gt_sem_seg = PixelData(data=label)
     return sample
+
+
+def _cls_sample(meta, num_classes, g):
+    from mmpretrain.structures import DataSample
+    label = int(torch.randint(0, num_classes, (1, ), generator=g))
+    return DataSample(metainfo=meta).set_gt_label(label)

@@ -1,0 +1,4 @@
+# ResNet-110 on CIFAR-10, the plain local baseline (DGL, no momentum auxiliary
+# net): the MAN++ config with one field changed.
+_base_ = './resnet110_man++-k32_1xb1024-coslr-400e_cifar10.py'
+optim_wrapper = dict(local_cfg=dict(method='dgl'))

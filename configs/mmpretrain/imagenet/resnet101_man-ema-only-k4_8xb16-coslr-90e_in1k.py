@@ -1,0 +1,6 @@
+# ResNet-101 K=4 on ImageNet, MAN ablation "EMA only" (paper Tables 4b and
+# 5b): eta is the EMA copy of the next layer alone, without the learnable
+# copy. The paper's baseline there is InfoPro; this config keeps the configs'
+# objective (InfoPro: local_cfg.objective='infopro').
+_base_ = './resnet101_man-k4_8xb16-coslr-90e_in1k.py'
+optim_wrapper = dict(local_cfg=dict(eta=dict(learnable_copy=False)))

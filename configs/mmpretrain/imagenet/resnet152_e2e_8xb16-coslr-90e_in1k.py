@@ -1,0 +1,13 @@
+# ResNet-152 on ImageNet, end to end: MMPretrain's own config (model, data,
+# runtime) with the MAN paper's schedule: SGD (Nesterov 0.9, weight decay
+# 1e-4), batch 128 (8 GPUs x 16), lr 0.05, cosine over 90 epochs.
+_base_ = 'mmpretrain::resnet/resnet152_8xb32_in1k.py'
+train_dataloader = dict(batch_size=16)
+optim_wrapper = dict(
+    optimizer=dict(
+        type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4, nesterov=True))
+param_scheduler = dict(
+    _delete_=True, type='CosineAnnealingLR', T_max=90, by_epoch=True, begin=0,
+    end=90)
+train_cfg = dict(max_epochs=90)
+auto_scale_lr = dict(base_batch_size=128)

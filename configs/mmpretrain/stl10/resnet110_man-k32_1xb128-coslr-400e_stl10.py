@@ -1,0 +1,4 @@
+# ResNet-110 on STL-10, MAN (no learnable scaling bias): the MAN++ config with
+# one field changed.
+_base_ = './resnet110_man++-k32_1xb128-coslr-400e_stl10.py'
+optim_wrapper = dict(local_cfg=dict(method='man'))

@@ -1,0 +1,4 @@
+# ResNet-110 on SVHN, MAN++ with 55 blocks: the stem and each of the 54
+# residual units.
+_base_ = '../_base_/resnet110_local_svhn.py'
+optim_wrapper = dict(local_cfg=dict(num_blocks=55))

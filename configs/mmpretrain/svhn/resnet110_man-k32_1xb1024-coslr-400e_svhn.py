@@ -1,0 +1,4 @@
+# ResNet-110 on SVHN, MAN (no learnable scaling bias): the MAN++ config with
+# one field changed.
+_base_ = './resnet110_man++-k32_1xb1024-coslr-400e_svhn.py'
+optim_wrapper = dict(local_cfg=dict(method='man'))
