@@ -25,15 +25,20 @@ def build(scope, cfg, seed=0):
     return MODELS.build(copy.deepcopy(cfg))
 
 
-def local_wrapper(model, lr=0.01, **local_cfg):
-    """LocalOptimWrapper for ``model`` with SGD."""
-    return build_optim_wrapper(
+def local_wrapper(model, lr=0.01, take_copies=True, optimizer=None,
+                  **local_cfg):
+    """LocalOptimWrapper for ``model`` with SGD, copies taken (what
+    LocalLearningHook does when a Runner starts training)."""
+    wrapper = build_optim_wrapper(
         model,
         dict(
             type='LocalOptimWrapper',
             constructor='LocalOptimWrapperConstructor',
-            optimizer=dict(type='SGD', lr=lr, momentum=0.9),
+            optimizer=optimizer or dict(type='SGD', lr=lr, momentum=0.9),
             local_cfg=local_cfg))
+    if take_copies:
+        mmman.start_local_training(wrapper)
+    return wrapper
 
 
 def det_batch(n=2, size=64, seed=0):
@@ -129,7 +134,8 @@ def reference_grads(model, aux, plan, batch):
     aux.train()
     ref = {}
     losses = [
-        model.parse_losses(aux.loss(k, feats[k], data['data_samples']))[0]
+        model.parse_losses(
+            aux.loss(k, feats[k], data['data_samples'], data['inputs']))[0]
         for k in range(plan.num_blocks - 1)
     ] + [model_loss]
     # backward() per loss (not autograd.grad: reentrant with_cp refuses it).
@@ -174,6 +180,11 @@ def run_python(*args):
 HOST_ALONE = """
 import json, os.path as osp, sys
 sys.path.insert(0, {tests!r})
+# torchvision is installed but its C++ ops do not load (README): the Runner's
+# environment report imports it. Load mmman's fix module alone, by path.
+sys.path.append(osp.join(osp.dirname({tests!r}), 'mmman', 'utils'))
+import torchvision_compat
+torchvision_compat.define_missing_torchvision_ops()
 import {package}
 from mmengine.config import Config
 from mmengine.runner import Runner

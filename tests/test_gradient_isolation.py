@@ -72,8 +72,8 @@ def test_block_gradients_equal_their_own_loss(case, method):
     batch = make_batch()
 
     got = local_grads(model, wrapper, batch)
-    # Same aux state (copies already taken by the local step), plain forward.
-    wrapper.remove_hooks()
+    # Same aux state, plain forward (the wrapper's hooks live only inside
+    # its optim_context).
     model.zero_grad()
     ref = reference_grads(model, aux, plan, batch)
 
@@ -92,7 +92,6 @@ def test_local_loss_would_leak_without_stop_gradient():
     model = build('mmseg', seg_model_cfg())
     wrapper = local_wrapper(model, method='dgl', num_blocks=4)
     ref = reference_grads(model, wrapper.aux, wrapper.plan, seg_batch())
-    wrapper.remove_hooks()
     e2e = local_grads(model, OptimWrapper(SGD(model.parameters(), lr=0.1)),
                       seg_batch())
     first = list(block_params(model, wrapper.plan, 0))
@@ -138,3 +137,38 @@ def test_training_step_runs_and_changes_every_block():
     for k in range(wrapper.plan.num_blocks):
         params = block_params(model, wrapper.plan, k)
         assert any(not torch.equal(before[n], p) for n, p in params.items())
+
+
+@pytest.mark.parametrize('case', ['seg-k4', 'det-fpn-inside', 'vit-k2'])
+def test_every_aux_parameter_gets_one_gradient_and_is_stepped(case):
+    """eta', scaling biases and heads: each is reached by exactly one backward
+    (its block's local loss) and moved by the step; eta'' gets no gradient
+    and moves by the EMA update only."""
+    scope, cfg, make_batch, partition = CASES[case]
+    model = build(scope, cfg)
+    model.train()
+    wrapper = local_wrapper(model, lr=0.1, method='man++', **partition)
+    params = dict(wrapper.aux.named_parameters())
+    trainable = {n for n, p in params.items() if p.requires_grad}
+    frozen = set(params) - trainable
+    assert trainable and frozen
+    assert all('.ema.' in n for n in frozen)
+    counts = dict.fromkeys(trainable, 0)
+    for n in trainable:
+        params[n].register_hook(
+            lambda g, n=n: counts.__setitem__(n, counts[n] + 1))
+    before = {n: p.detach().clone() for n, p in params.items()}
+    steps = [int(eta.ema.steps) for eta in wrapper.aux.etas]
+
+    model.train_step(make_batch(), wrapper)
+
+    assert counts == dict.fromkeys(trainable, 1)
+    # MAN++'s s gets d/ds = eta'(x) - eta''(x), exactly 0 while both copies
+    # are equal (the first step): it moves from the second step on
+    # (tests/test_seed_methods.py).
+    unmoved = [n for n in trainable if torch.equal(before[n], params[n])
+               and not n.endswith('balance.s')]
+    assert not unmoved, unmoved
+    assert all(params[n].grad is None for n in frozen)
+    assert [int(eta.ema.steps) for eta in wrapper.aux.etas] == [
+        s + 1 for s in steps]

@@ -100,7 +100,9 @@ def test_live_copy_is_parameters_without_ema():
          ('live', )),  # parameters without EMA
         ('man', dict(learnable_copy=False), ('ema', )),  # EMA only
         ('man', None, ('copy', 'ema')),  # EMA + learnable copy (MAN)
-        ('man++', None, ('copy', 'ema', 'sb')),  # + scaling bias (MAN++)
+        ('man++', None, ('copy', 'ema', 'bal')),  # + s / 2-s (MAN++)
+        ('man++', dict(balance=None, scale_bias=dict(type='ChannelScaleBias')),
+         ('copy', 'ema', 'sb')),  # + per-channel scaling bias (option)
     ])
 def test_ablation_switches_build_what_they_say(method, eta, parts):
     model = build('mmseg', seg_model_cfg())
@@ -114,6 +116,7 @@ def test_ablation_switches_build_what_they_say(method, eta, parts):
         assert isinstance(module.ema, LiveCopy) == ('live' in parts)
         assert (module.ema is not None) == bool({'ema', 'live'} & set(parts))
         assert (module.scale_bias is not None) == ('sb' in parts)
+        assert (module.balance is not None) == ('bal' in parts)
     # Every variant trains.
     model.train_step(seg_batch(), wrapper)
 
@@ -165,4 +168,6 @@ def test_method_presets():
     assert resolve_eta_cfg('e2e', None, 0.995) is None
     man = resolve_eta_cfg('man', None, 0.99)
     assert man['momentum'] == 0.99 and man['scale_bias'] is None
-    assert resolve_eta_cfg('man++', None, 0.995)['scale_bias'] is not None
+    plus = resolve_eta_cfg('man++', None, 0.995)
+    assert plus['scale_bias'] is None
+    assert plus['balance'] == dict(type='BranchBalance')

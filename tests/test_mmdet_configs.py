@@ -97,6 +97,31 @@ def test_config_trains_evaluates_and_saves_a_plain_checkpoint(
     init_default_scope('mmdet')
     plain = MODELS.build(cfg.model)
     plain.load_state_dict(ckpt['state_dict'], strict=True)
+    if 'rtmdet' in name:
+        _check_ema_is_the_plain_model(runner, ckpt, plain)
+
+
+def _check_ema_is_the_plain_model(runner, ckpt, plain):
+    """MMEngine's EMAHook deep-copies the model: it must not drag the local
+    wrapper (hooks, aux nets, optimizer) along."""
+    ema_hook = next(h for h in runner.hooks if type(h).__name__ == 'EMAHook')
+    ema = ema_hook.ema_model.module
+    assert type(ema) is type(runner.model)
+    assert not [m for m in ema.modules()
+                if m._forward_hooks or m._forward_pre_hooks]
+
+    def nbytes(module):
+        return sum(t.numel() * t.element_size()
+                   for t in module.state_dict().values())
+
+    assert ema.state_dict().keys() == runner.model.state_dict().keys()
+    assert nbytes(ema) == nbytes(runner.model)
+    assert int(ema_hook.ema_model.steps) == 2  # updated every iteration
+    # MMDet's RTMDet loads the EMA weights saved by the hook.
+    ema_state = {k[len('module.'):]: v
+                 for k, v in ckpt['ema_state_dict'].items()
+                 if k.startswith('module.')}
+    plain.load_state_dict(ema_state, strict=True)
 
 
 def test_new_detector_inherits_ours_and_changes_only_the_head():

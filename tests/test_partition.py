@@ -85,7 +85,7 @@ def test_vision_transformer_blocks():
     model.train_step(seg_batch(), wrapper)
     assert all(not (before[n] == p).all() for n, p in
                model.named_parameters() if n.startswith('backbone.layers.0'))
-    assert wrapper.aux.etas[0].scale_bias.scale.shape == (16, )
+    assert wrapper.aux.etas[0].balance.s.shape == ()
     assert wrapper.aux.heads[0].embed[0].normalized_shape == (16, )
 
 

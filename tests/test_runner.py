@@ -2,6 +2,7 @@
 import copy
 import os.path as osp
 import textwrap
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -65,6 +66,7 @@ def runner_cfg(work_dir, data_root, name, max_epochs=2, lr=0.05,
                            weight_decay=1e-4),
             local_cfg=dict(method=method, num_blocks=3)),
         param_scheduler=[],
+        custom_hooks=[dict(type='LocalLearningHook')],
         default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', interval=1),
             logger=dict(type='LoggerHook', interval=1)),
@@ -174,7 +176,7 @@ def test_resume_is_exact(tmp_path, seg_folder):
         assert torch.equal(p, q), n
     a, b = _aux_state(one_go), _aux_state(second)
     assert a.keys() == b.keys()
-    assert any('scale_bias' in k for k in a) and any('ema' in k for k in a)
+    assert any('balance' in k for k in a) and any('ema' in k for k in a)
     for k in a:
         assert torch.equal(a[k], b[k]), k
 
@@ -194,3 +196,92 @@ def test_resume_restores_rather_than_recopies(tmp_path, seg_folder):
         assert torch.equal(v, restored[k]), k
     steps = [v for k, v in restored.items() if k.endswith('ema.steps')]
     assert steps and all(int(s) > 1 for s in steps)
+
+
+# ------------------------------------------------ resume with another plan
+def _train(tmp_path, seg_folder, name, work, **kwargs):
+    runner = Runner.from_cfg(
+        runner_cfg(str(tmp_path / work), seg_folder, name, **kwargs))
+    runner.train()
+    return runner
+
+
+@pytest.mark.parametrize('local_cfg, expected', [
+    # same K, one boundary moved
+    (dict(method='man++', boundaries=['layer2.0', 'layer3.0']),
+     "blocks: checkpoint ['backbone.layer2.0', 'backbone.layer3.1']"),
+    (dict(method='man++', num_blocks=2), 'blocks: checkpoint'),
+    (dict(method='dgl', num_blocks=3), 'method: checkpoint man++, config dgl'),
+    (dict(method='e2e'), 'this config trains end to end'),
+])
+def test_resume_with_another_plan_stops_with_one_message(
+        tmp_path, seg_folder, local_cfg, expected):
+    # The first run: K=3 splits the 8 units 3|3|2: ends layer2.0, layer3.1.
+    first = _train(tmp_path, seg_folder, 'p1', 'w', max_epochs=1)
+    assert first.optim_wrapper.signature['blocks'] == [
+        'backbone.layer2.0', 'backbone.layer3.1']
+    cfg = runner_cfg(str(tmp_path / 'w'), seg_folder, 'p2', 2, resume=True)
+    cfg.optim_wrapper.local_cfg = local_cfg
+    with pytest.raises(RuntimeError) as err:
+        Runner.from_cfg(cfg).train()
+    msg = str(err.value)
+    assert expected in msg, msg
+    assert 'load_from' in msg and 'cannot resume' in msg
+
+
+def test_resume_of_an_e2e_checkpoint_into_man_stops_with_one_message(
+        tmp_path, seg_folder):
+    _train(tmp_path, seg_folder, 'e1', 'w', max_epochs=1, method='e2e')
+    cfg = runner_cfg(str(tmp_path / 'w'), seg_folder, 'e2', 2, resume=True)
+    with pytest.raises(RuntimeError, match='trained end to end') as err:
+        Runner.from_cfg(cfg).train()
+    assert 'load_from' in str(err.value)
+
+
+def test_load_from_an_e2e_checkpoint_takes_copies_after_loading(
+        tmp_path, seg_folder):
+    e2e = _train(tmp_path, seg_folder, 'l1', 'e2e', max_epochs=1,
+                 method='e2e')
+    ckpt = str(tmp_path / 'e2e' / 'epoch_1.pth')
+    loaded = {k: v.clone() for k, v in e2e.model.state_dict().items()}
+    man = Runner.from_cfg(
+        runner_cfg(str(tmp_path / 'man'), seg_folder, 'l2', 1, lr=0.0,
+                   method='man', load_from=ckpt))
+    man.train()
+    wrapper = man.optim_wrapper
+    for k, eta in enumerate(wrapper.aux.etas):
+        name = wrapper.plan.next_unit(k).name
+        for n, p in eta.copy.named_parameters():
+            torch.testing.assert_close(p, loaded[f'{name}.{n}'])
+
+
+# ---------------------------------------------------------- runner hooks
+def test_without_the_copy_hook_training_stops_naming_it(tmp_path,
+                                                        seg_folder):
+    cfg = runner_cfg(str(tmp_path / 'w'), seg_folder, 'nohook', 1)
+    cfg.custom_hooks = []
+    with pytest.raises(RuntimeError, match="dict\\(type='LocalLearningHook'"):
+        Runner.from_cfg(cfg).train()
+
+
+def test_collapse_hook_warns_once_naming_block_and_iteration(
+        tmp_path, seg_folder):
+    cfg = runner_cfg(
+        str(tmp_path / 'w'), seg_folder, 'collapse', 2,
+        custom_hooks=[
+            dict(type='LocalLearningHook'),
+            dict(type='BlockCollapseHook', interval=1, min_active=0.05)
+        ])
+    runner = Runner.from_cfg(cfg)
+    # Block 2's output dies (all zeros); block 1's does not.
+    runner.model.backbone.layer3[1].register_forward_hook(  # ends block 2
+        lambda m, a, out: out * 0)
+    with mock.patch.object(runner.logger, 'warning') as warn:
+        runner.train()
+    collapsed = [c[0][0] for c in warn.call_args_list
+                 if 'looks collapsed' in c[0][0]]
+    assert len(collapsed) == 1, collapsed
+    assert 'block 2 ' in collapsed[0] and 'iteration 1:' in collapsed[0]
+    hub = runner.message_hub
+    assert hub.get_scalar('train/local2_active').current() == 0.0
+    assert hub.get_scalar('train/local1_active').current() > 0.05

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from helpers import build, local_wrapper, seg_batch, seg_model_cfg
-from mmman.local import ImageClassAuxHead, ReconstructionAuxHead
+from mmman.local import (ImageClassAuxHead, LocalTargets,
+                         ReconstructionAuxHead)
 from mmman.tasks import DecodeAuxHead, tokens_to_map
 
 
@@ -43,7 +44,7 @@ def test_reconstruction_term_compares_with_pooled_input():
     head = ReconstructionAuxHead(in_channels=8, loss_weight=0.5)
     x = torch.randn(2, 8, 4, 4, requires_grad=True)
     inputs = torch.randn(2, 3, 32, 32)
-    loss = head.loss(x, inputs)['loss_recon']
+    loss = head.loss(x, LocalTargets(inputs=inputs))['loss_recon']
     expected = 0.5 * F.mse_loss(head.decoder(x),
                                 F.adaptive_avg_pool2d(inputs, (4, 4)))
     torch.testing.assert_close(loss, expected)

@@ -4,8 +4,8 @@ _base_ = [
     'mmseg::_base_/models/deeplabv3_r50-d8.py',
     'mmseg::_base_/default_runtime.py',
     '../_base_/datasets/shapes_64x64.py',
+    '../_base_/mmman/mmseg_local.py',  # mmman import and runner hooks
 ]
-custom_imports = dict(imports=['mmman'], allow_failed_imports=False)
 
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(

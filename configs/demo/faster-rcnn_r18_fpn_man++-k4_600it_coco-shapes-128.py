@@ -7,9 +7,9 @@ _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     '../_base_/datasets/coco_shapes_128.py',
     'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py'
+    'mmdet::_base_/default_runtime.py',
+    '../_base_/mmman/mmdet_local.py',  # mmman import and runner hooks
 ]
-custom_imports = dict(imports=['mmman'], allow_failed_imports=False)
 
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(

@@ -1,9 +1,13 @@
-"""MMEngine plumbing: optim wrapper and its constructor."""
+"""MMEngine plumbing: optim wrapper, its constructor and runner hooks."""
 from .constructor import LocalOptimWrapperConstructor
+from .hooks import (BlockCollapseHook, LocalLearningHook,
+                    start_local_training)
 from .optim_wrapper import (LocalAmpOptimWrapper, LocalLearningMixin,
-                            LocalOptimWrapper)
+                            LocalOptimWrapper, NonFiniteLocalLossError,
+                            PlanMismatchError)
 
 __all__ = [
-    'LocalOptimWrapperConstructor', 'LocalAmpOptimWrapper',
-    'LocalLearningMixin', 'LocalOptimWrapper'
+    'LocalOptimWrapperConstructor', 'BlockCollapseHook', 'LocalLearningHook',
+    'LocalAmpOptimWrapper', 'LocalLearningMixin', 'LocalOptimWrapper',
+    'NonFiniteLocalLossError', 'PlanMismatchError', 'start_local_training'
 ]

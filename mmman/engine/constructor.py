@@ -7,14 +7,18 @@ Config (everything lives in ``optim_wrapper``)::
         constructor='LocalOptimWrapperConstructor',
         optimizer=dict(type='SGD', lr=0.02, momentum=0.9),
         local_cfg=dict(
-            method='man++',        # 'e2e' | 'dgl' | 'man' | 'man++'
+            method='man++',        # enhancement: 'e2e' | 'local' ('dgl') |
+                                   # 'man' | 'man++' | 'mlaan' | 'mlaan+man'
+            objective=None,        # base objective: 'dgl' | 'infopro' |
+                                   # 'predsim' (replaces aux_head) | None
             num_blocks=4,          # or boundaries=['layer2.3', ...]
             balance=None,          # dict(img_scale=(800, 1333)): split K
                                    # blocks by estimated activation memory
             momentum=0.995,        # MAN EMA, paper convention
             eta=None,              # ablations, e.g. dict(learnable_copy=False)
+            mlaan=None,            # MLAAN: dict(wx=0.001, wy=0.999, ...)
             aux_head=dict(type='ImageClassAuxHead'),  # or one per block
-            recon_head=None,       # InfoPro: dict(type='ReconstructionAuxHead')
+            recon_head=None,       # dict(type='ReconstructionAuxHead')
             backbone='backbone'))
 """
 import copy
@@ -25,18 +29,23 @@ from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
 from mmman.local.auxiliary import (LocalAuxiliary, per_block,
-                                  resolve_eta_cfg)
+                                  resolve_eta_cfg, resolve_mlaan_cfg)
 from mmman.local.balance import balanced_ends, estimate_costs
-from mmman.local.partition import backbone_units, build_block_plan
-from mmman.tasks import infer_num_classes
+from mmman.local.objectives import objective_heads
+from mmman.local.partition import (PartitionError, backbone_units,
+                                   build_block_plan, check_num_blocks)
+from mmman.tasks import TaskTargets, infer_num_classes
 from mmman.utils.synthetic import synthetic_batch
 
 from .optim_wrapper import LocalLearningMixin
 
-LOCAL_CFG_KEYS = ('method', 'num_blocks', 'boundaries', 'balance',
-                  'momentum', 'eta', 'aux_head', 'recon_head', 'backbone')
+LOCAL_CFG_KEYS = ('method', 'objective', 'num_blocks', 'boundaries',
+                  'balance', 'momentum', 'eta', 'mlaan', 'aux_head',
+                  'recon_head', 'backbone')
 DEFAULT_LOCAL_CFG = dict(
     method='e2e',
+    objective=None,
+    mlaan=None,
     num_blocks=None,
     boundaries=None,
     balance=None,
@@ -81,6 +90,14 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         self.eta_cfg = resolve_eta_cfg(self.local_cfg['method'],
                                        self.local_cfg['eta'],
                                        self.local_cfg['momentum'])
+        self.mlaan_cfg = resolve_mlaan_cfg(self.local_cfg['method'],
+                                           self.local_cfg['mlaan'],
+                                           self.local_cfg['momentum'])
+        if self.local_cfg['objective'] is not None and self.local_cfg[
+                'recon_head'] is not None:
+            raise ValueError('local_cfg: `objective` defines the whole local '
+                             'objective; drop `recon_head` (InfoPro\'s '
+                             'decoder is objective=\'infopro\').')
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
         module = model.module if hasattr(model, 'module') else model
@@ -88,37 +105,66 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         if cfg['method'] == 'e2e':
             return super().__call__(model)
         plan = self._plan(module)
-        heads = [
-            dict(h) for h in per_block(cfg['aux_head'], plan.num_blocks - 1,
-                                       'aux_head')
-        ]
+        if cfg['objective'] is not None:  # replaces aux_head
+            heads = objective_heads(cfg['objective'], plan.num_blocks)
+        else:
+            heads = [
+                dict(h) for h in per_block(cfg['aux_head'],
+                                           plan.num_blocks - 1, 'aux_head')
+            ]
         for head in heads:
             if head.get('num_classes') is None:
                 head['num_classes'] = infer_num_classes(module)
         aux = LocalAuxiliary(
-            plan, head=heads, eta=self.eta_cfg, recon_head=cfg['recon_head'])
+            plan,
+            head=heads,
+            eta=self.eta_cfg,
+            recon_head=cfg['recon_head'],
+            targets=TaskTargets.from_model(
+                module, heads[0]['num_classes'] if heads else None),
+            mlaan=self.mlaan_cfg)
         device = next(module.parameters()).device
         aux.to(device)
 
-        self.optim_wrapper_cfg.update(model=module, plan=plan, aux=aux)
+        self.optim_wrapper_cfg.update(
+            model=module, plan=plan, aux=aux, signature=self._signature(plan))
         try:
             optim_wrapper = super().__call__(model)
         finally:
-            for key in ('model', 'plan', 'aux'):
+            for key in ('model', 'plan', 'aux', 'signature'):
                 self.optim_wrapper_cfg.pop(key)
-        for group in self._aux_param_groups(aux):
+        for group in self._aux_param_groups(aux, plan):
             optim_wrapper.optimizer.add_param_group(group)
         return optim_wrapper
+
+    def _signature(self, plan) -> dict:
+        """What a resumed checkpoint must share with this config."""
+        eta = self.eta_cfg
+        if eta is not None:
+            eta = {k: v for k, v in eta.items() if k != 'momentum'}
+        signature = dict(
+            method=self.local_cfg['method'],
+            eta=eta,
+            blocks=[plan.boundary_unit(k).name
+                    for k in range(plan.num_blocks - 1)])
+        if self.local_cfg['objective'] is not None:
+            signature['objective'] = self.local_cfg['objective']
+        return signature
 
     def _plan(self, module: nn.Module):
         cfg = self.local_cfg
         if cfg['balance'] is None:
             return build_block_plan(module, cfg['num_blocks'],
                                     cfg['boundaries'], cfg['backbone'])
+        if cfg['boundaries'] is not None:
+            raise PartitionError(
+                'local learning: give `boundaries` or `balance`, not both '
+                '(balance places the boundaries itself).')
         if cfg['num_blocks'] is None:
-            raise ValueError('local_cfg.balance needs num_blocks.')
+            raise PartitionError('local learning: balance needs num_blocks.')
         balance = dict(cfg['balance'])
         units, _ = backbone_units(module, cfg['backbone'])
+        check_num_blocks(units, cfg['num_blocks'])
         costs, stem, tail = estimate_costs(
             module, units, lambda size: synthetic_batch(module, 2, size),
             tuple(balance['img_scale']))
@@ -132,11 +178,33 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             boundaries=[units[e].name for e in ends],
             backbone=cfg['backbone'])
 
-    def _aux_param_groups(self, aux: nn.Module) -> list:
+    def _aux_param_groups(self, aux: LocalAuxiliary, plan) -> list:
+        """Param groups of the auxiliary nets.
+
+        With ``paramwise_cfg``, the trainable copy eta' of a unit is named
+        like that unit (e.g. ``backbone.layer3.0.conv1.weight``), so keys,
+        multipliers and decay rules meant for it apply to its copy too; the
+        heads and scaling biases are named ``mmman_aux.*``.
+        """
         if not self.paramwise_cfg:
             return [
                 dict(params=[p for p in aux.parameters() if p.requires_grad])
             ]
         groups: list = []
-        self.add_params(groups, aux, prefix='mmman_aux')
-        return [g for g in groups if g['params'][0].requires_grad]
+        self._add_aux_params(groups, aux, '', aux.copy_sources(plan))
+        return groups
+
+    def _add_aux_params(self, groups: list, module: nn.Module, path: str,
+                        copies: dict) -> None:
+        """Trainable copies under their unit's name, the rest under
+        ``mmman_aux.<path>``; frozen EMA copies are left out."""
+        for name, child in module.named_children():
+            sub = f'{path}.{name}' if path else name
+            if not any(p.requires_grad for p in child.parameters()):
+                continue  # eta'': frozen, moved by the EMA only
+            if sub in copies:
+                self.add_params(groups, child, prefix=copies[sub])
+            elif any(c == sub or c.startswith(sub + '.') for c in copies):
+                self._add_aux_params(groups, child, sub, copies)
+            else:
+                self.add_params(groups, child, prefix=f'mmman_aux.{sub}')

@@ -5,31 +5,53 @@ MMEngine's ``BaseModel.train_step`` runs the forward pass inside
 wrapper uses both moments, so any MMDet/MMSeg/MMPretrain model trains with
 local learning without a line of model code changing:
 
-* inside ``optim_context`` it arms forward hooks at the block boundaries. At
-  the end of block k < K the hook computes the local loss on the block output,
-  backpropagates it at once (freeing block k's activations) and hands a
-  detached output to block k+1. Backbone outputs produced inside a finished
-  block (FPN inputs, MMSeg ``auxiliary_head`` inputs) are detached too;
+* inside ``optim_context`` it arms forward hooks at the block boundaries (and
+  removes them on exit: between steps the model carries no hook, so a deep
+  copy of it, e.g. by MMEngine's ``EMAHook``, is the plain model). At the end
+  of block k < K the hook computes the local loss on the block output, checks
+  it is finite, backpropagates it at once (freeing block k's activations) and
+  hands a detached output to block k+1. Backbone outputs produced inside a
+  finished block (FPN inputs, MMSeg ``auxiliary_head`` inputs) are detached;
 * ``update_params`` backpropagates the model's own loss through the last
-  block, neck and heads, then takes one optimizer step for everything and
-  moves the MAN EMA copies toward the next layers.
+  block, neck and heads, clips each block's gradients on their own (when
+  ``clip_grad`` is set), takes one optimizer step for everything and, if the
+  step was taken (AMP skips steps on overflow), moves the MAN EMA copies
+  toward the next layers.
 
 Under DDP the forward pass runs in ``no_sync()`` (DDP's reducer would miss
-the backward calls made during forward) and gradients of every parameter are
-all-reduced, coalesced, before the step.
+the backward calls made during forward); the wrapper all-reduces the
+gradients itself, coalesced, before the step, and broadcasts rank 0's buffers
+(model and auxiliary networks) before each forward when the model's
+``broadcast_buffers`` is set, as DDP would.
+
+The eta copies are taken by :class:`~mmman.engine.LocalLearningHook` when
+training starts, after pretrained weights, ``load_from`` and ``--resume``.
 """
 from contextlib import ExitStack, contextmanager
-from typing import Optional
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
-from mmengine.dist import all_reduce_params, broadcast, get_world_size
+from mmengine.dist import (all_reduce, all_reduce_params, broadcast,
+                           get_world_size)
 from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from mmman.local.auxiliary import LocalAuxiliary
 from mmman.local.partition import BlockPlan
+
+HOOK_HINT = ("add custom_hooks=[dict(type='LocalLearningHook')] to the "
+             "config (mmman's configs/_base_/mmman/*_local.py snippets do)")
+
+
+class NonFiniteLocalLossError(FloatingPointError):
+    """A local loss became NaN or infinite (training stops before a step)."""
+
+
+class PlanMismatchError(RuntimeError):
+    """A checkpoint's local-learning plan differs from the config's."""
 
 
 def _detach(obj):
@@ -41,6 +63,18 @@ def _detach(obj):
     return obj
 
 
+def broadcast_coalesced(tensors: List[torch.Tensor], src: int = 0) -> None:
+    """Broadcast ``tensors`` from ``src`` in one message per dtype/device."""
+    buckets: Dict[tuple, List[torch.Tensor]] = {}
+    for t in tensors:
+        buckets.setdefault((t.dtype, t.device), []).append(t)
+    for bucket in buckets.values():
+        flat = _flatten_dense_tensors(bucket)
+        broadcast(flat, src=src)
+        for t, synced in zip(bucket, _unflatten_dense_tensors(flat, bucket)):
+            t.copy_(synced)
+
+
 class LocalLearningMixin:
     """Local-learning behaviour shared by the plain and the AMP wrapper.
 
@@ -48,6 +82,10 @@ class LocalLearningMixin:
         model (nn.Module, optional): The unwrapped model.
         plan (BlockPlan, optional): Block boundaries; None trains end to end.
         aux (LocalAuxiliary, optional): eta and heads of blocks 1..K-1.
+        signature (dict, optional): What must match to resume a checkpoint
+            (method, eta branches, block ends); saved with the aux state.
+        max_skipped_steps (int): Report a run of this many consecutive
+            optimizer steps skipped by the AMP loss scaler.
     """
 
     def __init__(self,
@@ -55,6 +93,8 @@ class LocalLearningMixin:
                  model: Optional[nn.Module] = None,
                  plan: Optional[BlockPlan] = None,
                  aux: Optional[LocalAuxiliary] = None,
+                 signature: Optional[dict] = None,
+                 max_skipped_steps: int = 10,
                  **kwargs):
         super().__init__(*args, **kwargs)
         if (plan is None) != (aux is None):
@@ -62,49 +102,74 @@ class LocalLearningMixin:
         self.model = model
         self.plan = plan
         self.aux = aux
-        self._armed = False
+        self.signature = signature
+        self.max_skipped_steps = max_skipped_steps
         self._inputs = None
         self._data_samples = None
         self._handles = []
-        if self.local_enabled:
-            self._register_hooks()
+        self._stepped = False
+        self._skipped_run = 0
+        self._last_local = {}
+        self._detect_unused = False
+        # Per-block parameter lists for clip_grad, recorded at a first step.
+        self._block_params: Optional[List[List[nn.Parameter]]] = None
+        self._recording: Optional[set] = None
+        self.optimizer.register_step_post_hook(self._mark_stepped)
 
     @property
     def local_enabled(self) -> bool:
         return self.plan is not None and self.plan.num_blocks > 1
 
+    # ------------------------------------------------------------ copies
+    def take_copies(self) -> None:
+        """Take eta' and eta'' from the (now loaded) next layers.
+
+        Called by :class:`LocalLearningHook` at ``before_train``; does nothing
+        when the copies were restored from a resumed checkpoint.
+        """
+        if not self.local_enabled:
+            return
+        if bool(self.aux.initialized):
+            print_log('local learning: copies restored from the checkpoint',
+                      logger='current')
+            return
+        self.aux.reset_copies(self.plan)
+        if get_world_size() > 1:  # heads were initialised per rank
+            broadcast_coalesced(list(self.aux.state_dict().values()))
+        print_log(
+            'local learning: copies taken from the next layers\n' +
+            self.plan.describe(),
+            logger='current')
+
     # ---------------------------------------------------------------- hooks
-    def _register_hooks(self) -> None:
-        model, plan = self.model, self.plan
+    def _arm(self) -> None:
+        plan = self.plan
         self._handles.append(
-            model.register_forward_pre_hook(
+            self.model.register_forward_pre_hook(
                 self._capture_batch, with_kwargs=True))
         for k in range(plan.num_blocks - 1):
             unit = plan.boundary_unit(k).module
             self._handles.append(
                 unit.register_forward_hook(self._make_boundary_hook(k)))
         if plan.finished_outputs():
-            backbone = model.get_submodule(plan.backbone)
+            backbone = self.model.get_submodule(plan.backbone)
             self._handles.append(
                 backbone.register_forward_hook(self._detach_finished_outputs))
 
-    def remove_hooks(self) -> None:
-        """Detach the wrapper from the model (the model trains E2E again)."""
+    def _disarm(self) -> None:
+        self._inputs = self._data_samples = None
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
 
     def _capture_batch(self, module, args, kwargs):
-        if self._armed:
-            self._inputs = kwargs.get('inputs', args[0] if args else None)
-            self._data_samples = kwargs.get(
-                'data_samples', args[1] if len(args) > 1 else None)
+        self._inputs = kwargs.get('inputs', args[0] if args else None)
+        self._data_samples = kwargs.get('data_samples',
+                                        args[1] if len(args) > 1 else None)
 
     def _make_boundary_hook(self, k: int):
 
         def hook(module, args, output):
-            if not self._armed:
-                return None
             return self._local_step(k, output)
 
         return hook
@@ -117,12 +182,26 @@ class LocalLearningMixin:
                 'local losses need the targets of the batch.')
         losses = self.aux.loss(k, feature, self._data_samples, self._inputs)
         loss, log_vars = self.model.parse_losses(losses)
+        terms = {n: v.item() for n, v in log_vars.items() if n != 'loss'}
+        self._last_local[k] = terms
+        if not torch.isfinite(loss):
+            self._on_nonfinite_local_loss(k, terms)
         self._local_backward(loss)
-        for name, value in log_vars.items():
-            if name != 'loss':  # the sum of the entries logged here
-                self.message_hub.update_scalar(f'train/local{k + 1}_{name}',
-                                               value.item())
+        if self._recording is not None:
+            self._record_block(k)
+        for name, value in terms.items():
+            self.message_hub.update_scalar(f'train/local{k + 1}_{name}',
+                                           value)
         return feature.detach()
+
+    def _on_nonfinite_local_loss(self, k: int, terms: dict) -> None:
+        raise NonFiniteLocalLossError(
+            f'local learning: the local loss of block {k + 1} '
+            f'({self.plan.boundary_unit(k).name}) is not finite at '
+            f'iteration {self._iteration()}: {_fmt(terms)}. Training '
+            'stopped before the optimizer step, so no parameter changed. '
+            'Lower the learning rate or the loss weight of that block\'s '
+            'head, or check its inputs.')
 
     def _local_backward(self, loss: torch.Tensor) -> None:
         """Backward of a local loss, scaled like the model's own loss."""
@@ -132,8 +211,6 @@ class LocalLearningMixin:
         loss.backward()
 
     def _detach_finished_outputs(self, module, args, output):
-        if not self._armed:
-            return None
         outs = list(output)
         if len(outs) != len(self.plan.output_units):
             raise RuntimeError(
@@ -143,6 +220,10 @@ class LocalLearningMixin:
             outs[i] = _detach(outs[i])
         return type(output)(outs)
 
+    def _iteration(self):
+        it = self.message_hub.get_info('iter')
+        return '?' if it is None else it + 1
+
     # ------------------------------------------------------ training step
     @contextmanager
     def optim_context(self, model: nn.Module):
@@ -150,67 +231,244 @@ class LocalLearningMixin:
             with super().optim_context(model):
                 yield
             return
-        self._prepare()
+        self._prepare(model)
         with ExitStack() as stack:
             stack.enter_context(super().optim_context(model))
             if hasattr(model, 'no_sync'):
                 stack.enter_context(model.no_sync())
-            self._armed = True
-            try:
-                yield
-            finally:
-                self._armed = False
-                self._inputs = self._data_samples = None
+            stack.callback(self._disarm)
+            self._arm()
+            yield
 
-    def _prepare(self) -> None:
-        """First step: take the copies from the now-loaded next layers."""
+    def _prepare(self, model: nn.Module) -> None:
         if not bool(self.aux.initialized):
-            self.aux.reset_copies(self.plan)
-            if get_world_size() > 1:
-                for tensor in self.aux.state_dict().values():
-                    broadcast(tensor, src=0)
-            print_log(
-                'local learning: copies taken from the next layers\n' +
-                self.plan.describe(),
-                logger='current')
+            raise RuntimeError(
+                'local learning: the eta copies were never taken from the '
+                f'next layers; {HOOK_HINT}. Without a Runner, call '
+                '`optim_wrapper.take_copies()` before training.')
         self.aux.follow_modes(self.plan)
+        if getattr(model, 'detect_anomalous_params', False):
+            # MMDDP would look only at the model loss's graph and report
+            # blocks 1..K-1 as unused: the wrapper checks gradients instead.
+            model.detect_anomalous_params = False
+            self._detect_unused = True
+            print_log(
+                'local learning: detect_anomalous_params is checked by mmman '
+                '(parameters without a gradient after every block\'s '
+                'backward), not on the model loss\'s graph alone.',
+                logger='current')
+        if get_world_size() > 1 and getattr(model, 'broadcast_buffers',
+                                            False):
+            # no_sync() also stops DDP's own buffer broadcast.
+            broadcast_coalesced(
+                list(self.model.buffers()) + list(self.aux.buffers()))
+        if self.clip_grad_kwargs and self._block_params is None:
+            self._start_recording()
 
     def step(self, **kwargs) -> None:
-        if self.local_enabled and get_world_size() > 1:
+        if not self.local_enabled:
+            super().step(**kwargs)
+            return
+        if get_world_size() > 1:
             self._all_reduce_grads()
-        super().step(**kwargs)
-        if self.local_enabled:
+        if self._detect_unused:
+            self._report_unused()
+        self._stepped = False
+        self._take_step(**kwargs)
+        if self._stepped:
+            self._skipped_run = 0
             self.aux.update_ema(self.plan)
+        else:
+            self._report_skipped_step()
+
+    def _take_step(self, **kwargs) -> None:
+        """The host wrapper's step (clip, optimizer step; AMP may skip)."""
+        super().step(**kwargs)
+
+    def _report_unused(self) -> None:
+        """What MMDDP's ``detect_anomalous_params`` reports, for all blocks:
+        trainable parameters that no loss reached."""
+        named = list(self.model.named_parameters()) + [
+            (f'mmman_aux.{n}', p) for n, p in self.aux.named_parameters()
+        ]
+        for name, p in named:
+            if p.requires_grad and p.grad is None:
+                print_log(
+                    f'{name} with shape {p.size()} is not in the '
+                    'computational graph of any loss',
+                    logger='current',
+                    level=40)
+
+    def _mark_stepped(self, optimizer, args, kwargs) -> None:
+        self._stepped = True
+
+    def _report_skipped_step(self) -> None:
+        """The loss scaler skipped the step: no EMA update; report runs."""
+        self._skipped_run += 1
+        self.message_hub.update_scalar('train/skipped_steps',
+                                       self._skipped_run)
+        if self._skipped_run % self.max_skipped_steps == 0:
+            last = '; '.join(f'block {k + 1}: {_fmt(t)}'
+                             for k, t in sorted(self._last_local.items()))
+            print_log(
+                f'local learning: the AMP loss scaler skipped the last '
+                f'{self._skipped_run} optimizer steps (non-finite local '
+                f'losses or gradients) '
+                f'up to iteration {self._iteration()}; no parameter or EMA '
+                f'copy changed. Last local losses: {last}',
+                logger='current',
+                level=30)
 
     def _all_reduce_grads(self) -> None:
+        """Mean of the gradients over ranks; a parameter without a gradient
+        on every rank keeps ``grad=None``, as in one process."""
+        params = [
+            p for group in self.optimizer.param_groups
+            for p in group['params'] if p.requires_grad
+        ]
+        if not params:
+            return
+        has_grad = torch.tensor([p.grad is not None for p in params],
+                                dtype=torch.uint8,
+                                device=params[0].device)
+        all_reduce(has_grad, op='max')
         grads = []
-        for group in self.optimizer.param_groups:
-            for p in group['params']:
-                if p.requires_grad:
-                    if p.grad is None:  # keep the ranks' buckets aligned
-                        p.grad = torch.zeros_like(p)
-                    grads.append(p.grad)
+        for p, used in zip(params, has_grad.tolist()):
+            if used:
+                if p.grad is None:  # used on another rank only
+                    p.grad = torch.zeros_like(p)
+                grads.append(p.grad)
         all_reduce_params(grads, coalesce=True, op='mean')
+
+    # ------------------------------------------------- per-block clipping
+    def _start_recording(self) -> None:
+        """Record which parameters each local backward reaches (clip_grad).
+
+        Possible only while no gradient is set (a first step): otherwise it
+        is tried again at the next step.
+        """
+        if all(p.grad is None for p in self._all_params()):
+            self._recording = set()
+            self._block_params = []
+
+    def _record_block(self, k: int) -> None:
+        # MLAAN's cascade lets block k's loss reach block k+1's units too:
+        # those belong to block k+1 (or the last block), not to block k.
+        cascade = set()
+        if getattr(self.aux, 'mlaan', None) is not None:
+            cascade = {
+                id(p)
+                for u in self.plan.block_units(k + 1)
+                for p in u.module.parameters()
+            }
+        new = [
+            p for p in self._all_params()
+            if p.grad is not None and id(p) not in self._recording
+            and id(p) not in cascade
+        ]
+        self._recording.update(id(p) for p in new)
+        self._block_params.append(new)
+        if k == self.plan.num_blocks - 2:
+            self._recording = None
+
+    def _all_params(self) -> List[nn.Parameter]:
+        return [
+            p for group in self.optimizer.param_groups
+            for p in group['params']
+        ]
+
+    def _clip_grad(self) -> None:
+        """Clip every block (its units and auxiliary nets) on its own.
+
+        Local blocks solve separate problems: one global norm would let a
+        large local loss shrink every other block's update. The last block
+        (rest of the backbone, neck, heads) is logged as ``grad_norm``, block
+        k < K as ``local{k}_grad_norm``.
+        """
+        if not self.local_enabled:
+            super()._clip_grad()
+            return
+        if self._block_params is None or self._recording is not None:
+            raise RuntimeError(
+                'local learning: per-block clip_grad needs the blocks\' '
+                'parameters, recorded at a step that starts without '
+                'gradients; call zero_grad() before the first step.')
+        local = {id(p) for params in self._block_params for p in params}
+        groups = list(self._block_params) + [[
+            p for p in self._all_params() if id(p) not in local
+        ]]
+        for k, params in enumerate(groups):
+            params = [p for p in params if p.requires_grad
+                      and p.grad is not None]
+            if not params:
+                continue
+            value = self.clip_func(params, **self.clip_grad_kwargs)
+            if value is not None:
+                prefix = '' if k == len(groups) - 1 else f'local{k + 1}_'
+                self.message_hub.update_scalar(
+                    f'train/{prefix}{self.grad_name}', float(value))
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
         state = super().state_dict()
         if self.aux is not None:
-            state = dict(state, mmman_local=self.aux.state_dict())
+            state = dict(
+                state,
+                mmman_local=self.aux.state_dict(),
+                mmman_plan=self.signature)
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         state_dict = dict(state_dict)
         local = state_dict.pop('mmman_local', None)
+        saved = state_dict.pop('mmman_plan', None)
+        self._check_resumable(saved, local)
         if self.aux is not None:
-            if local is None:
-                print_log(
-                    'local learning: the checkpoint holds no auxiliary '
-                    'state; copies will be taken from the next layers.',
-                    logger='current')
-            else:
-                self.aux.load_state_dict(local)
+            self.aux.load_state_dict(local)
         super().load_state_dict(state_dict)
+
+    def _check_resumable(self, saved: Optional[dict],
+                         local: Optional[dict]) -> None:
+        """One message when the checkpoint's plan is not this config's."""
+        current = self.signature if self.aux is not None else None
+        if local is None and current is None:
+            return
+        if local is None:
+            diff = ('the checkpoint has no local-learning state (trained end '
+                    f'to end); this config trains with method '
+                    f'"{current["method"]}" over {current["blocks"]}')
+        elif current is None:
+            diff = (f'the checkpoint trained with method "{saved["method"]}"'
+                    if saved else 'the checkpoint holds local-learning '
+                    'state') + '; this config trains end to end'
+        else:
+            diffs = []
+            if saved is not None:
+                diffs = [
+                    f'{key}: checkpoint {saved.get(key)}, config '
+                    f'{current[key]}' for key in current
+                    if saved.get(key) != current[key]
+                ]
+            mine = set(self.aux.state_dict())
+            if not diffs and set(local) != mine:
+                missing = sorted(mine - set(local))[:3]
+                extra = sorted(set(local) - mine)[:3]
+                diffs = ['auxiliary networks: missing in the checkpoint '
+                         f'{missing}, not in this config {extra}']
+            if not diffs:
+                return
+            diff = '; '.join(diffs)
+        raise PlanMismatchError(
+            'local learning: cannot resume, the checkpoint\'s plan differs '
+            f'from this config\'s ({diff}). Resume with the config it was '
+            'trained with, or start from its weights instead: '
+            '`load_from=CKPT` without `resume` (e.g. tools/train.py CONFIG '
+            '--cfg-options load_from=CKPT); the eta copies are then taken '
+            'from the loaded weights.')
+
+
+def _fmt(terms: dict) -> str:
+    return ', '.join(f'{n}={v:.4g}' for n, v in terms.items())
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -220,5 +478,29 @@ class LocalOptimWrapper(LocalLearningMixin, OptimWrapper):
 
 @OPTIM_WRAPPERS.register_module()
 class LocalAmpOptimWrapper(LocalLearningMixin, AmpOptimWrapper):
-    """:class:`AmpOptimWrapper` with local learning; local losses are scaled
-    by the same loss scaler as the model's loss."""
+    """:class:`AmpOptimWrapper` with local learning.
+
+    Local losses are scaled by the same loss scaler as the model's loss. A
+    non-finite local loss is an overflow, as AMP treats one: the step is
+    skipped (no parameter and no EMA copy moves) and the scale backs off,
+    even where the loss's gradients happen to be finite; runs of skipped
+    steps are reported.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._overflowed = False
+
+    def _on_nonfinite_local_loss(self, k: int, terms: dict) -> None:
+        self._overflowed = True
+
+    def _take_step(self, **kwargs) -> None:
+        if not self._overflowed:
+            super()._take_step(**kwargs)
+            return
+        self._overflowed = False
+        scaler = self.loss_scaler
+        new_scale = self._scale_update_param  # a static scale stays
+        if new_scale is None:
+            new_scale = scaler.get_scale() * scaler.get_backoff_factor()
+        scaler.update(new_scale)

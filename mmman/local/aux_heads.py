@@ -1,5 +1,5 @@
 """Auxiliary networks (Phi) and local objectives (f) of the local blocks."""
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -8,17 +8,18 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
-from mmman.tasks import image_level_targets
+from .targets import LocalTargets
 
 
 @MODELS.register_module()
 class ImageClassAuxHead(BaseModule):
-    """DGL-style auxiliary classifier on a block's features.
+    """Cheap image-level auxiliary classifier on a block's features.
 
     ``[conv1x1-BN-ReLU] -> global average pool -> FC-ReLU -> FC``; on ViT
     tokens ``(N, L, C)`` it is ``LayerNorm -> token mean -> FC-ReLU -> FC``.
     The loss is cross-entropy on single labels (classification) and binary
-    cross-entropy on the classes present (detection boxes, segmentation map).
+    cross-entropy on the classes present (detection boxes, segmentation map),
+    as given by the task adapter (:class:`~mmman.local.LocalTargets`).
 
     Args:
         in_channels (int): Channels of the input features.
@@ -27,17 +28,16 @@ class ImageClassAuxHead(BaseModule):
             to ``min(in_channels, 256)``: the head must stay cheap next to
             the block it trains.
         loss_weight (float): Weight of the local loss. Defaults to 1.0.
-        ignore_index (int): Label ignored in segmentation maps.
         tokens (bool): Inputs are ``(N, L, C)`` transformer tokens.
         norm_cfg (dict): Norm after the conv. Defaults to ``dict(type='BN')``.
     """
+    uses_local_targets = True  # gets LocalTargets, not data samples
 
     def __init__(self,
                  in_channels: int,
                  num_classes: int,
                  channels: Optional[int] = None,
                  loss_weight: float = 1.0,
-                 ignore_index: int = 255,
                  tokens: bool = False,
                  norm_cfg: dict = dict(type='BN'),
                  init_cfg: Optional[dict] = None):
@@ -45,7 +45,6 @@ class ImageClassAuxHead(BaseModule):
         channels = channels or min(in_channels, 256)
         self.num_classes = num_classes
         self.loss_weight = loss_weight
-        self.ignore_index = ignore_index
         if tokens:
             self.embed = nn.Sequential(
                 nn.LayerNorm(in_channels), nn.Linear(in_channels, channels))
@@ -64,14 +63,8 @@ class ImageClassAuxHead(BaseModule):
         return self.fc(x)
 
     def loss(self, x: torch.Tensor,
-             data_samples: Sequence) -> Dict[str, torch.Tensor]:
-        logits = self(x)
-        targets, multi_label = image_level_targets(
-            data_samples, self.num_classes, self.ignore_index)
-        if multi_label:
-            loss = F.binary_cross_entropy_with_logits(logits, targets)
-        else:
-            loss = F.cross_entropy(logits, targets)
+             targets: LocalTargets) -> Dict[str, torch.Tensor]:
+        loss = targets.class_loss(self(x))
         return dict(loss_cls=loss * self.loss_weight)
 
 
@@ -89,6 +82,7 @@ class ReconstructionAuxHead(BaseModule):
         loss_weight (float): Weight of the term.
         norm_cfg (dict): Norm of the decoder.
     """
+    uses_local_targets = True  # gets LocalTargets, not data samples
 
     def __init__(self,
                  in_channels: int,
@@ -108,7 +102,8 @@ class ReconstructionAuxHead(BaseModule):
             nn.Conv2d(channels, 3, 3, padding=1))
 
     def loss(self, x: torch.Tensor,
-             inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+             targets: LocalTargets) -> Dict[str, torch.Tensor]:
+        inputs = targets.require('inputs')
         target = F.adaptive_avg_pool2d(inputs.detach().float(), x.shape[-2:])
         loss = F.mse_loss(self.decoder(x), target)
         return dict(loss_recon=loss * self.loss_weight)

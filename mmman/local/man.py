@@ -1,10 +1,13 @@
-"""Momentum Auxiliary Network: eta(x) = eta'(x) + gamma * eta''(x) + beta.
+"""Momentum Auxiliary Network: eta(x) = eta'(x) + eta''(x) (MAN).
 
 eta' and eta'' are copies of the first layer of the next block. eta' is trained
 by the local loss; eta'' has frozen parameters that follow the real next layer
 by an exponential moving average after every optimizer step, yet the local
-gradient flows *through* it into the current block. MAN++ adds a learnable
-per-channel scale and bias (gamma, beta) on the EMA branch.
+gradient flows *through* it into the current block. MAN++ as published
+balances the branches with one learnable scalar per block,
+eta(x) = s * eta'(x) + (2 - s) * eta''(x), s = 1 at start
+(:class:`BranchBalance`); our first reading, a per-channel scale and bias on
+the EMA branch (:class:`ChannelScaleBias`), stays as an option.
 """
 import copy
 from typing import Optional
@@ -70,6 +73,23 @@ class ChannelScaleBias(nn.Module):
 
 
 @MODELS.register_module()
+class BranchBalance(nn.Module):
+    """MAN++'s published balance: ``s * copy + (2 - s) * ema``.
+
+    One learnable scalar ``s`` per block, initialised to 1 (both branches
+    weighted equally, i.e. MAN's sum at the start).
+    """
+
+    def __init__(self, init: float = 1.0):
+        super().__init__()
+        self.s = nn.Parameter(torch.tensor(float(init)))
+
+    def forward(self, copy_out: torch.Tensor,
+                ema_out: torch.Tensor) -> torch.Tensor:
+        return self.s * copy_out + (2 - self.s) * ema_out
+
+
+@MODELS.register_module()
 class MomentumAuxNet(nn.Module):
     """eta of MAN / MAN++ and its ablations, for one local block.
 
@@ -82,8 +102,10 @@ class MomentumAuxNet(nn.Module):
         momentum (float): Paper convention: weight of the *old* EMA value
             (0.995 keeps 99.5%). 0 makes eta'' a live copy of the next layer
             (the "parameters without EMA" ablation).
-        scale_bias (dict, optional): Learnable scaling bias on eta'' (MAN++),
-            e.g. ``dict(type='ChannelScaleBias')``.
+        scale_bias (dict, optional): Learnable scaling bias on eta'',
+            e.g. ``dict(type='ChannelScaleBias')`` (our first MAN++ reading).
+        balance (dict, optional): Combines the two branches instead of a
+            sum, e.g. ``dict(type='BranchBalance')`` (published MAN++).
     """
 
     def __init__(self,
@@ -92,7 +114,8 @@ class MomentumAuxNet(nn.Module):
                  learnable_copy: bool = True,
                  ema: bool = True,
                  momentum: float = 0.995,
-                 scale_bias: Optional[dict] = None):
+                 scale_bias: Optional[dict] = None,
+                 balance: Optional[dict] = None):
         super().__init__()
         if not (learnable_copy or ema):
             raise ValueError('MomentumAuxNet needs learnable_copy or ema.')
@@ -103,6 +126,9 @@ class MomentumAuxNet(nn.Module):
         if scale_bias is not None and not ema:
             raise ValueError('a scaling bias acts on the EMA branch: it '
                              'needs ema=True.')
+        if balance is not None and not (learnable_copy and ema):
+            raise ValueError('a branch balance weighs eta\' against eta\'\': '
+                             'it needs learnable_copy=True and ema=True.')
         self.momentum = momentum
         self.copy = detached_copy(next_layer) if learnable_copy else None
         self.ema = None
@@ -114,6 +140,7 @@ class MomentumAuxNet(nn.Module):
                 ExponentialMovingAverage(source, momentum=1.0 - momentum))
         self.scale_bias = None if scale_bias is None else MODELS.build(
             scale_bias, default_args=dict(num_channels=num_channels))
+        self.balance = None if balance is None else MODELS.build(balance)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = None
@@ -123,7 +150,12 @@ class MomentumAuxNet(nn.Module):
             y = self.ema(x)
             if self.scale_bias is not None:
                 y = self.scale_bias(y)
-            out = y if out is None else out + y
+            if out is None:
+                out = y
+            elif self.balance is not None:
+                out = self.balance(out, y)
+            else:
+                out = out + y
         return out
 
     @torch.no_grad()

@@ -5,9 +5,12 @@ learn which classes an image shows: the single label of a classification
 sample, the set of box labels of a detection sample, or the set of classes
 present in a segmentation map.
 """
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
+import torch.nn as nn
+
+from mmman.local.targets import LocalTargets
 
 
 def image_level_targets(data_samples: Sequence,
@@ -44,6 +47,58 @@ def image_level_targets(data_samples: Sequence,
     for i, labels in enumerate(present):
         targets[i, labels.long()] = 1.0
     return targets, True
+
+
+class TaskTargets:
+    """Task adapter: the :class:`~mmman.local.LocalTargets` of a batch.
+
+    Image-level labels (:func:`image_level_targets`), the data samples for
+    dense task heads, and the normalisation of the inputs so that objectives
+    can see the image in [0, 1] (InfoPro's reconstruction target).
+
+    Args:
+        num_classes (int): Number of classes.
+        ignore_index (int): Label ignored in segmentation maps.
+        mean, std (Tensor, optional): The data preprocessor's normalisation.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 ignore_index: int = 255,
+                 mean: Optional[torch.Tensor] = None,
+                 std: Optional[torch.Tensor] = None):
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.mean = mean
+        self.std = std
+
+    @classmethod
+    def from_model(cls, model: nn.Module,
+                   num_classes: Optional[int]) -> 'TaskTargets':
+        """Read ``ignore_index`` and the normalisation off the model."""
+        head = getattr(model, 'decode_head', None)
+        ignore = getattr(head, 'ignore_index', 255)
+        pre = getattr(model, 'data_preprocessor', None)
+        normalised = getattr(pre, '_enable_normalize', False)
+        mean = getattr(pre, 'mean', None) if normalised else None
+        std = getattr(pre, 'std', None) if normalised else None
+        return cls(num_classes, ignore if isinstance(ignore, int) else 255,
+                   mean, std)
+
+    def __call__(self, data_samples: Sequence,
+                 inputs: Optional[torch.Tensor] = None) -> LocalTargets:
+        try:
+            labels, multi_label = image_level_targets(
+                data_samples, self.num_classes, self.ignore_index)
+        except ValueError:  # no image-level labels: dense heads only
+            labels, multi_label = None, False
+        return LocalTargets(
+            data_samples=data_samples,
+            labels=labels,
+            multi_label=multi_label,
+            inputs=inputs,
+            mean=self.mean,
+            std=self.std)
 
 
 def infer_num_classes(model) -> int:

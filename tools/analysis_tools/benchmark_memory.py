@@ -71,7 +71,9 @@ def _build(config, cfg_options, device):
     model_cfg.get('backbone', {}).pop('init_cfg', None)
     model = MODELS.build(model_cfg).to(device)
     model.train()
-    return model, build_optim_wrapper(model, cfg.optim_wrapper)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    mmman.start_local_training(wrapper)
+    return model, wrapper
 
 
 def _tensor_bytes(tensors) -> int:

@@ -6,7 +6,8 @@ local_optim_wrapper = dict(
     type='LocalOptimWrapper',
     constructor='LocalOptimWrapperConstructor',
     local_cfg=dict(
-        method='man++',  # 'e2e' | 'dgl' | 'man' | 'man++'
+        method='man++',  # e2e|local|man|man++|mlaan|mlaan+man
+        # objective=None: aux_head below; or 'dgl' | 'infopro' | 'predsim'
         num_blocks=4,
         momentum=0.995,
         # local objective: CenterNet heatmaps of the boxes at each block's
@@ -14,3 +15,10 @@ local_optim_wrapper = dict(
         # docs/results.md#detection-quality); the image-level alternative
         # is dict(type='ImageClassAuxHead')
         aux_head=dict(type='DenseDetAuxHead', loss_weight=0.1)))
+# Runner hooks of local learning: take the MAN copies when training starts
+# (after pretrained weights, load_from, resume) and warn if a local block's
+# output collapses to zeros.
+custom_hooks = [
+    dict(type='LocalLearningHook'),
+    dict(type='BlockCollapseHook', interval=50)
+]

@@ -8,7 +8,8 @@ local_optim_wrapper = dict(
     type='LocalOptimWrapper',
     constructor='LocalOptimWrapperConstructor',
     local_cfg=dict(
-        method='man++',  # 'e2e' | 'dgl' | 'man' | 'man++'
+        method='man++',  # e2e|local|man|man++|mlaan|mlaan+man
+        # objective=None: aux_head below; or 'dgl' | 'infopro' | 'predsim'
         num_blocks=4,
         momentum=0.995,
         # local objective: MMSeg's FCNHead on each block's eta features
@@ -16,4 +17,11 @@ local_optim_wrapper = dict(
 cityscapes_evaluator = [
     dict(type='IoUMetric', iou_metrics=['mIoU']),
     dict(type='CityscapesMetric', output_dir='work_dirs/cityscapes_eval')
+]
+# Runner hooks of local learning: take the MAN copies when training starts
+# (after pretrained weights, load_from, resume) and warn if a local block's
+# output collapses to zeros.
+custom_hooks = [
+    dict(type='LocalLearningHook'),
+    dict(type='BlockCollapseHook', interval=50)
 ]

@@ -1,0 +1,4 @@
+# MAN++ on InfoPro's objective (image reconstruction + 1c2f head, published K=4
+# weights).
+_base_ = '../deeplabv3_r50-d8_man++-k4_4xb2-40k_cityscapes-512x1024.py'
+optim_wrapper = dict(local_cfg=dict(objective='infopro'))

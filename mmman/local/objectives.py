@@ -1,0 +1,280 @@
+"""The seeds' base local objectives: DGL, InfoPro, PredSim (Phi and f).
+
+Task-agnostic: labels and the image come in a :class:`LocalTargets` from the
+task adapter. Where the seeds use cross-entropy on a class label, an image
+with a set of classes (detection boxes, segmentation maps) uses binary
+cross-entropy on the multi-hot set (:meth:`LocalTargets.class_loss`).
+"""
+import copy
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmengine.registry import MODELS
+
+from .targets import LocalTargets
+
+
+def _conv_bn_relu(cin: int, cout: int, kernel: int = 1, stride: int = 1):
+    return [
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True)
+    ]
+
+
+def _needs_maps(name: str, tokens: bool) -> None:
+    if tokens:
+        raise ValueError(f'{name} needs (N, C, H, W) feature maps; for '
+                         'transformer tokens use ImageClassAuxHead.')
+
+
+@MODELS.register_module()
+class DGLAuxHead(BaseModule):
+    """DGL's "MLP-SR" auxiliary network, cross-entropy.
+
+    ``adaptive avg pool to ceil(H/4) x ceil(W/4) -> 3 x [conv1x1-BN-ReLU]
+    (C channels) -> avg pool to 2x2 -> 3 x [Linear(4C)-BN1d-ReLU] ->
+    Linear(classes)``.
+
+    Args:
+        in_channels (int): C.
+        num_classes (int): Number of classes.
+        channels (int, optional): Conv width; C as published.
+        loss_weight (float): Weight of the loss.
+    """
+    uses_local_targets = True
+
+    def __init__(self,
+                 in_channels: int,
+                 num_classes: int,
+                 channels: Optional[int] = None,
+                 loss_weight: float = 1.0,
+                 tokens: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        _needs_maps('DGLAuxHead', tokens)
+        c = channels or in_channels
+        self.loss_weight = loss_weight
+        self.convs = nn.Sequential(*_conv_bn_relu(in_channels, c),
+                                   *_conv_bn_relu(c, c), *_conv_bn_relu(c, c))
+        mlp = []
+        for _ in range(3):
+            mlp += [nn.Linear(4 * c, 4 * c), nn.BatchNorm1d(4 * c),
+                    nn.ReLU(inplace=True)]
+        self.mlp = nn.Sequential(*mlp, nn.Linear(4 * c, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = F.adaptive_avg_pool2d(x, (math.ceil(h / 4), math.ceil(w / 4)))
+        x = F.adaptive_avg_pool2d(self.convs(x), (2, 2))
+        return self.mlp(x.flatten(1))
+
+    def loss(self, x: torch.Tensor,
+             targets: LocalTargets) -> Dict[str, torch.Tensor]:
+        return dict(loss_cls=targets.class_loss(self(x)) * self.loss_weight)
+
+
+@MODELS.register_module()
+class InfoProAuxHead(BaseModule):
+    """InfoPro: reconstruction decoder plus the "1c2f" task head.
+
+    Decoder: bilinear upsample to the image -> conv3x3 C->12-BN-ReLU ->
+    conv3x3 12->3 -> sigmoid, binary cross-entropy against the de-normalised
+    image in [0, 1]. Task head: conv3x3-BN-ReLU (2C channels at stride 2 when
+    C < 64, else C at stride 1) -> global pool -> FC(128)-ReLU -> FC.
+    Loss: ``recon_weight * BCE + task_weight * CE``; the per-block weights
+    come from :func:`infopro_weights`.
+
+    Args:
+        in_channels (int): C.
+        num_classes (int): Number of classes.
+        recon_weight (float): lambda_1 of this block.
+        task_weight (float): lambda_2 of this block.
+        recon_channels (int): Decoder width (12 as published).
+        hidden (int): Hidden FC width of the task head (128 as published).
+    """
+    uses_local_targets = True
+
+    def __init__(self,
+                 in_channels: int,
+                 num_classes: int,
+                 recon_weight: float = 1.0,
+                 task_weight: float = 1.0,
+                 recon_channels: int = 12,
+                 hidden: int = 128,
+                 tokens: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        _needs_maps('InfoProAuxHead', tokens)
+        self.recon_weight = recon_weight
+        self.task_weight = task_weight
+        self.decoder = nn.Sequential(
+            nn.Conv2d(in_channels, recon_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(recon_channels), nn.ReLU(inplace=True),
+            nn.Conv2d(recon_channels, 3, 3, padding=1))
+        wide = in_channels < 64
+        c = 2 * in_channels if wide else in_channels
+        self.task = nn.Sequential(
+            *_conv_bn_relu(in_channels, c, 3, 2 if wide else 1),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, hidden),
+            nn.ReLU(inplace=True), nn.Linear(hidden, num_classes))
+
+    def reconstruct(self, x: torch.Tensor, size) -> torch.Tensor:
+        """Logits of the reconstructed image (sigmoid in the loss)."""
+        x = F.interpolate(x, size=size, mode='bilinear', align_corners=True)
+        return self.decoder(x)
+
+    def loss(self, x: torch.Tensor,
+             targets: LocalTargets) -> Dict[str, torch.Tensor]:
+        image = targets.image.to(x.device)
+        recon = F.binary_cross_entropy_with_logits(
+            self.reconstruct(x, image.shape[-2:]).float(), image)
+        task = targets.class_loss(self.task(x))
+        return dict(
+            loss_recon=recon * self.recon_weight,
+            loss_cls=task * self.task_weight)
+
+
+# Published ResNet-32 (CIFAR) settings, K -> ((a1, a2), (b1, b2)):
+# lambda_1 first -> last block, lambda_2 first -> last block.
+INFOPRO_PRESETS = {
+    2: ((5.0, 0.0), (1.0, 0.0)),
+    4: ((6.0, 1.0), (0.0, 2.0)),
+    8: ((5.0, 0.0), (0.0, 2.0)),
+    16: ((5.0, 0.2), (0.05, 0.5)),
+}
+
+
+def infopro_weights(
+        num_blocks: int,
+        recon: Optional[Sequence[float]] = None,
+        task: Optional[Sequence[float]] = None) -> List[Tuple[float, float]]:
+    """(lambda_1, lambda_2) of each local block i = 0 .. K-2.
+
+    r = i / (K - 2) (0 when K = 2), lambda_1 = a1 (1 - r) + a2 r,
+    lambda_2 = b1 (1 - r) + b2 r. Without ``recon``/``task`` the published
+    ResNet-32 values for K are used.
+    """
+    if recon is None or task is None:
+        if num_blocks not in INFOPRO_PRESETS:
+            raise ValueError(
+                f'InfoPro publishes weights for K in {sorted(INFOPRO_PRESETS)}'
+                f', not K={num_blocks}: set objective=dict(type=\'infopro\', '
+                'recon=(a1, a2), task=(b1, b2)).')
+        preset = INFOPRO_PRESETS[num_blocks]
+        recon = preset[0] if recon is None else recon
+        task = preset[1] if task is None else task
+    (a1, a2), (b1, b2) = recon, task
+    weights = []
+    for i in range(num_blocks - 1):
+        r = i / (num_blocks - 2) if num_blocks > 2 else 0.0
+        weights.append((a1 * (1 - r) + a2 * r, b1 * (1 - r) + b2 * r))
+    return weights
+
+
+def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
+    """PredSim's S(X): ``(N, N)`` cosine similarity of centred rows.
+
+    A map ``(N, C, H, W)`` is first reduced to the per-channel standard
+    deviation over spatial positions.
+    """
+    if x.dim() == 4:
+        x = x.flatten(2)
+        x = x.std(dim=2) if x.shape[2] > 1 else x[..., 0]
+    x = x.flatten(1)
+    x = x - x.mean(dim=1, keepdim=True)
+    x = x / (x.norm(dim=1, keepdim=True) + 1e-8)
+    return (x @ x.t()).clamp(-1, 1)
+
+
+@MODELS.register_module()
+class PredSimAuxHead(BaseModule):
+    """PredSim: ``(1 - beta) * CE(Linear(avgpool(h))) +
+    beta * MSE(S(conv3x3(h)), S(onehot(y)))``.
+
+    The pooled input of the (zero-initialised) linear decoder has at most
+    ``max_dims`` values: ``h`` is average-pooled to the largest square
+    ``s x s`` with ``C * s * s <= max_dims`` (adaptive, so any input size
+    works; the seed pools by powers of two of a fixed CIFAR size).
+
+    Args:
+        in_channels (int): C.
+        num_classes (int): Number of classes.
+        beta (float): Weight of the similarity term (0.99 as published).
+        max_dims (int): Decoder input size bound (4096 as published).
+        loss_weight (float): Weight of the whole loss.
+    """
+    uses_local_targets = True
+
+    def __init__(self,
+                 in_channels: int,
+                 num_classes: int,
+                 beta: float = 0.99,
+                 max_dims: int = 4096,
+                 loss_weight: float = 1.0,
+                 tokens: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        _needs_maps('PredSimAuxHead', tokens)
+        self.num_classes = num_classes
+        self.beta = beta
+        self.loss_weight = loss_weight
+        self.side = max(1, int(math.sqrt(max_dims / in_channels)))
+        self.sim_conv = nn.Conv2d(in_channels, in_channels, 3, padding=1,
+                                  bias=False)
+        self.decoder = nn.Linear(in_channels * self.side**2, num_classes)
+        nn.init.zeros_(self.decoder.weight)
+        nn.init.zeros_(self.decoder.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.adaptive_avg_pool2d(x, self.side)
+        return self.decoder(pooled.flatten(1))
+
+    def loss(self, x: torch.Tensor,
+             targets: LocalTargets) -> Dict[str, torch.Tensor]:
+        pred = targets.class_loss(self(x))
+        sim = F.mse_loss(
+            similarity_matrix(self.sim_conv(x)),
+            similarity_matrix(targets.one_hot(self.num_classes).to(x)))
+        w = self.loss_weight
+        return dict(
+            loss_cls=(1 - self.beta) * pred * w,
+            loss_sim=self.beta * sim * w)
+
+
+# objective name -> head type of each local block
+OBJECTIVES = {
+    'dgl': 'DGLAuxHead',
+    'infopro': 'InfoProAuxHead',
+    'predsim': 'PredSimAuxHead',
+}
+
+
+def objective_heads(objective: Union[str, dict],
+                    num_blocks: int) -> List[dict]:
+    """Head configs of the K-1 local blocks for a base objective.
+
+    ``objective`` is ``'dgl'``, ``'infopro'``, ``'predsim'`` or a dict with
+    that ``type`` plus head arguments; for InfoPro ``recon=(a1, a2)`` and
+    ``task=(b1, b2)`` replace the published schedule.
+    """
+    cfg = dict(type=objective) if isinstance(objective, str) else dict(
+        copy.deepcopy(objective))
+    name = cfg.pop('type', None)
+    if name not in OBJECTIVES:
+        raise ValueError(f'local learning: unknown objective {name!r}; '
+                         f'choose from {sorted(OBJECTIVES)}.')
+    recon, task = cfg.pop('recon', None), cfg.pop('task', None)
+    heads = [dict(cfg, type=OBJECTIVES[name]) for _ in range(num_blocks - 1)]
+    if name == 'infopro':
+        for head, (l1, l2) in zip(heads,
+                                  infopro_weights(num_blocks, recon, task)):
+            head.update(recon_weight=l1, task_weight=l2)
+    elif recon is not None or task is not None:
+        raise ValueError('local learning: recon/task weights belong to the '
+                         '\'infopro\' objective.')
+    return heads
