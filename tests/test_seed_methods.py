@@ -5,6 +5,7 @@ import ast
 import glob
 import os
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from mmengine.runner import load_checkpoint
 from helpers import (block_params, build, det_batch, det_model_cfg,
                      local_grads, local_wrapper, reference_grads, seg_batch,
                      seg_model_cfg)
+from test_cls_partition import cifar_resnet, cls_batch
 from mmman.local import (BranchBalance, DGLAuxHead, InfoProAuxHead,
                          LocalTargets, MomentumAuxNet, PredSimAuxHead,
                          infopro_weights, similarity_matrix)
@@ -21,12 +23,14 @@ from mmman.local import (BranchBalance, DGLAuxHead, InfoProAuxHead,
 TASKS = {
     'seg': ('mmseg', seg_model_cfg, seg_batch),
     'det': ('mmdet', det_model_cfg, det_batch),
+    # MMPretrain ImageClassifier on CifarResNet-20, the stem a unit of its own
+    'cls': ('mmpretrain', lambda: cifar_resnet(20), cls_batch),
 }
 OBJECTIVES = ['dgl', 'infopro', 'predsim']
 
 
 @pytest.mark.parametrize('task, method', [('seg', 'local'), ('seg', 'man++'),
-                                          ('det', 'man++')])
+                                          ('det', 'man++'), ('cls', 'man++')])
 @pytest.mark.parametrize('objective', OBJECTIVES)
 def test_objective_gradients_equal_their_own_loss(task, objective, method):
     scope, cfg, make_batch = TASKS[task]
@@ -245,9 +249,11 @@ def test_local_package_does_not_import_tasks():
                 assert not mod.startswith('mmman.engine'), (name, mod)
 
 
+_CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                    'configs')
 SEED_CONFIGS = sorted(
-    glob.glob(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                       'configs', 'mm*', 'seed_methods', '*.py')))
+    glob.glob(osp.join(_CONFIGS, 'mm*', 'seed_methods', '*.py')) +
+    glob.glob(osp.join(_CONFIGS, 'mmpretrain', '*', 'seed_methods', '*.py')))
 
 
 @pytest.mark.parametrize('config', SEED_CONFIGS, ids=osp.basename)
@@ -260,7 +266,7 @@ def test_seed_configs_are_one_field_from_man_plus_plus(config):
     base_rel = next(n.value.value for n in tree.body
                     if isinstance(n, ast.Assign)
                     and n.targets[0].id == '_base_')
-    assert '_man++-k4_' in base_rel
+    assert re.search(r'_man\+\+-k\d+_', base_rel), base_rel
     base = Config.fromfile(osp.join(osp.dirname(config), base_rel))
     ours, theirs = (dict(c.optim_wrapper.local_cfg) for c in (cfg, base))
     diff = {k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k)}

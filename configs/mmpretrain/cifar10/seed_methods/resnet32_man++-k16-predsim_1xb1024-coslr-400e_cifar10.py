@@ -1,0 +1,4 @@
+# ResNet-32 on CIFAR-10, MAN++ with 16 blocks on PredSim's objective (prediction + similarity matching, beta 0.99):
+# the MAN++ config with one field changed.
+_base_ = '../resnet32_man++-k16_1xb1024-coslr-400e_cifar10.py'
+optim_wrapper = dict(local_cfg=dict(objective='predsim'))
