@@ -1,5 +1,6 @@
 """tools/analysis_tools/benchmark_memory.py on tiny configs."""
 import json
+import os
 import os.path as osp
 
 from helpers import run_python
@@ -44,12 +45,7 @@ def test_benchmark_tool_writes_table_json_and_plot(tmp_path):
 
 
 def test_compare_methods_table_pairs_seeds_and_measures_the_gap():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'compare_methods',
-        osp.join(ROOT, 'tools', 'analysis_tools', 'compare_methods.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _compare_methods()
     results = dict(e2e=[0.5, 0.7], dgl=[0.3, 0.5], man=[0.4, 0.6])
     rows = tool.table(results, 'mAP', baseline='dgl', reference='e2e',
                       digits=4).splitlines()
@@ -57,3 +53,41 @@ def test_compare_methods_table_pairs_seeds_and_measures_the_gap():
     man = rows[-1]
     assert '+0.1000, +0.1000 (mean +0.1000)' in man
     assert man.endswith('| 50% |')  # (0.5 - 0.4) of (0.6 - 0.4)
+
+
+def _compare_methods():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'compare_methods',
+        osp.join(ROOT, 'tools', 'analysis_tools', 'compare_methods.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_compare_methods_reads_finished_runs_and_redoes_unfinished(
+        tmp_path, monkeypatch):
+    tool = _compare_methods()
+    calls = []
+
+    def fake_train(cmd, env, **kwargs):
+        calls.append((cmd, env['OMP_NUM_THREADS']))
+        work = cmd[cmd.index('--work-dir') + 1]
+        vis = osp.join(work, '20260101_000000', 'vis_data')
+        os.makedirs(vis, exist_ok=True)
+        with open(osp.join(vis, 'scalars.json'), 'w') as f:
+            f.write(json.dumps({'acc': 0.5}) + '\n')
+
+    monkeypatch.setattr(tool.subprocess, 'run', fake_train)
+    work = str(tmp_path)
+    # A run interrupted after logging (no .done stamp) is trained again ...
+    vis = osp.join(work, 'man_seed0', '20250101_000000', 'vis_data')
+    os.makedirs(vis)
+    with open(osp.join(vis, 'scalars.json'), 'w') as f:
+        f.write(json.dumps({'acc': 0.1}) + '\n')
+    assert tool.run('cfg.py', 'man', ['k=v'], 0, work, 'acc', 1) == 0.5
+    assert len(calls) == 1 and calls[0][1] == '1'
+    assert 'randomness.seed=0' in calls[0][0] and 'k=v' in calls[0][0]
+    # ... and a finished one is read, not redone.
+    assert tool.run('cfg.py', 'man', ['k=v'], 0, work, 'acc', 1) == 0.5
+    assert len(calls) == 1

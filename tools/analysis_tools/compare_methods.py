@@ -10,6 +10,10 @@ collected. Results go to a JSON file and a markdown table (mean ± std).
         --seeds 0 1 --metric mIoU --work-dir work_dirs/compare \\
         --out docs/results_seg.json
 
+``--jobs N`` runs N trainings at once, each on ``cpu_count // N`` threads.
+Finished runs (a ``.done`` stamp in their work dir, written after training
+succeeded) are read, not redone, so an interrupted comparison resumes.
+
 ``--baseline NAME`` adds each variant's difference to that variant on the
 same seed; with ``--reference NAME`` too (e.g. E2E), the share of the
 baseline-to-reference gap each variant closes.
@@ -22,6 +26,7 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -41,6 +46,8 @@ def parse_args():
     parser.add_argument('--metric', default='mIoU')
     parser.add_argument('--work-dir', default='work_dirs/compare')
     parser.add_argument('--out', required=True, help='results JSON')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='trainings run at once')
     parser.add_argument('--digits', type=int, default=2,
                         help='decimals in the table')
     parser.add_argument('--baseline', help='variant for paired differences')
@@ -65,17 +72,25 @@ def last_metric(work_dir: str, metric: str) -> float:
     return float(value)
 
 
-def run(config, name, options, seed, work_root, metric):
+def run(config, name, options, seed, work_root, metric, threads=None):
+    """Train one variant and seed unless its work dir is stamped done."""
     work_dir = osp.join(work_root, f'{name}_seed{seed}')
-    if not glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
+    stamp = osp.join(work_dir, '.done')
+    if not osp.exists(stamp):
         cmd = [
             sys.executable,
             osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir',
             work_dir, '--cfg-options', f'randomness.seed={seed}', *options
         ]
         print(' '.join(cmd), flush=True)
-        subprocess.run(cmd, check=True, cwd=ROOT,
-                       stdout=subprocess.DEVNULL)
+        env = dict(os.environ)
+        if threads:
+            env['OMP_NUM_THREADS'] = str(threads)
+        os.makedirs(work_dir, exist_ok=True)
+        with open(osp.join(work_dir, 'train.log'), 'w') as log:
+            subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=log,
+                           stderr=subprocess.STDOUT)
+        open(stamp, 'w').close()
     return last_metric(work_dir, metric)
 
 
@@ -116,13 +131,17 @@ def main():
             raise SystemExit(f'error: no variant named {name!r}')
     if args.reference and not args.baseline:
         raise SystemExit('error: --reference needs --baseline')
-    results = {}
-    for name, *options in args.variant:
-        results[name] = [
-            run(args.config, name, options, seed, args.work_dir,
-                args.metric) for seed in args.seeds
-        ]
-        print(f'{name}: {results[name]}', flush=True)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = {(name, seed): pool.submit(run, args.config, name, options,
+                                             seed, args.work_dir, args.metric,
+                                             threads if args.jobs > 1 else
+                                             None)
+                   for name, *options in args.variant for seed in args.seeds}
+        results = {}
+        for name, *_ in args.variant:
+            results[name] = [futures[name, s].result() for s in args.seeds]
+            print(f'{name}: {results[name]}', flush=True)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(

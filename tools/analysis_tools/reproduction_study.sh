@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Does it reproduce? The MAN/MAN++ seeds' CIFAR-10 ResNet-32 study on the real
+# UCI digits (docs/results.md, "Does it reproduce?"): every row at K=16, the
+# core rows at K=8, 5 seeds, two trainings at a time (one core each).
+# Resumable: finished runs are read, not redone. Then the analysis tools on
+# seed 0 of E2E, DGL and DGL + MAN++ (K=16).
+#
+#     bash tools/analysis_tools/reproduction_study.sh [WORK_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-.venv/bin/python}
+WORK=${1:-work_dirs/digits_study}
+SEEDS=${SEEDS:-0 1 2 3 4}
+JOBS=${JOBS:-2}
+CFG=configs/mmpretrain/digits
+L=optim_wrapper.local_cfg
+$PY tools/misc/generate_dataset.py digits data/uci_digits
+
+# Base objective DGL (its MLP-SR aux net); each row one or two fields away.
+E2E=(--variant e2e $L.method=e2e)
+DGL=(--variant dgl $L.method=local)
+MAN=(--variant dgl+man $L.method=man)
+MANPP=(--variant dgl+man++ $L.method=man++)
+ABLATIONS=(
+  --variant dgl+ema-only $L.method=man $L.eta.learnable_copy=False
+  --variant dgl+no-ema $L.method=man $L.eta.learnable_copy=False
+            $L.eta.momentum=0.0
+)
+MANPP_CHANNEL=(--variant dgl+man++-channel $L.method=man++
+               $L.eta.balance=None $L.eta.scale_bias.type=ChannelScaleBias)
+SEED_METHODS=(
+  --variant infopro $L.method=local $L.objective=infopro
+  --variant infopro+man++ $L.method=man++ $L.objective=infopro
+  --variant predsim $L.method=local $L.objective=predsim
+  --variant predsim+man++ $L.method=man++ $L.objective=predsim
+  --variant mlaan $L.method=mlaan
+  --variant mlaan+man $L.method=mlaan+man
+)
+compare() {  # K, rows...
+  local k=$1
+  shift
+  $PY tools/analysis_tools/compare_methods.py \
+    $CFG/resnet32_man++-k${k}_1xb64-coslr-10e_digits.py "$@" \
+    --seeds $SEEDS --jobs "$JOBS" --metric accuracy/top1 \
+    --baseline dgl --reference e2e --work-dir "$WORK/k$k" \
+    --out docs/results_digits_k$k.json
+}
+compare 16 "${E2E[@]}" "${DGL[@]}" "${ABLATIONS[@]}" "${MAN[@]}" \
+  "${MANPP[@]}" "${MANPP_CHANNEL[@]}" "${SEED_METHODS[@]}"
+compare 8 "${E2E[@]}" "${DGL[@]}" "${MAN[@]}" "${MANPP[@]}"
