@@ -95,3 +95,46 @@ def test_balanced_partition_lowers_measured_peak():
           f'balanced {balanced} B:\n{plan.describe()}')
     assert plan.ends != even_plan.ends
     assert balanced < even
+
+
+def test_balanced_plan_is_cached_per_model_and_scale(tmp_path, monkeypatch):
+    import json
+
+    import mmman.engine.constructor as constructor
+    from mmman.local.plan_cache import CACHE_FILE
+    measured = []
+
+    def counting(*args, **kwargs):
+        measured.append(args[-1])
+        return estimate_costs(*args, **kwargs)
+
+    monkeypatch.setattr(constructor, 'estimate_costs', counting)
+
+    def plan(scale=(128, 128), frozen_stages=-1, base=True):
+        model = build('mmdet', det_model_cfg(frozen_stages=frozen_stages),
+                      seed=len(measured))
+        balance = dict(img_scale=scale)
+        if base:
+            balance['cache_dir'] = str(tmp_path)
+        wrapper = local_wrapper(model, take_copies=False, method='man++',
+                                num_blocks=3, balance=balance)
+        return wrapper.plan.ends
+
+    first = plan()
+    assert measured == [(128, 128)]
+    # Reused: same model and scale, other weights (a resumed run).
+    assert plan() == first and len(measured) == 1
+    with open(tmp_path / CACHE_FILE) as f:
+        assert len(json.load(f)) == 1
+    # Never stale: another scale, another trainable set, are measured.
+    plan(scale=(256, 128))
+    assert measured[-1] == (256, 128) and len(measured) == 2
+    plan(frozen_stages=1)
+    assert len(measured) == 3
+    with open(tmp_path / CACHE_FILE) as f:
+        assert len(json.load(f)) == 3
+    # The cache serves exactly what measuring gives.
+    assert plan(base=False) == first and len(measured) == 4
+    # A damaged cache file is measured again and rewritten.
+    (tmp_path / CACHE_FILE).write_text('{not json')
+    assert plan() == first and len(measured) == 5

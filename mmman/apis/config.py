@@ -169,7 +169,58 @@ def load_config(args: argparse.Namespace) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     resolve_work_dir(cfg, args.config, args.work_dir)
+    configure_balance(cfg)
     return cfg
+
+
+_RESIZES = ('Resize', 'RandomResize', 'RandomChoiceResize', 'RandomCrop',
+            'RandomResizedCrop', 'ResizeEdge')
+
+
+def _size_hw(transform: dict) -> Optional[tuple]:
+    """(H, W) a transform leaves an image at, if it fixes one."""
+    kind = transform.get('type')
+    if kind == 'RandomCrop':  # MMDet/MMSeg: crop_size=(h, w); MMPretrain int
+        size = transform.get('crop_size')
+    elif kind == 'RandomResizedCrop':
+        size = transform.get('scale')
+    elif kind == 'RandomChoiceResize':  # the largest of the scales, (w, h)
+        size = max(transform['scales'], key=lambda s: s[0] * s[1])[::-1]
+    else:  # Resize / RandomResize: scale=(w, h), the OpenMMLab convention
+        size = transform.get('scale')
+        size = size[::-1] if isinstance(size, (tuple, list)) else size
+    if isinstance(size, int):
+        return (size, size)
+    return tuple(size) if size else None
+
+
+def pipeline_img_scale(cfg: Config) -> tuple:
+    """(H, W) of the training images: the train pipeline's last resize or
+    crop (the largest choice of a multi-scale resize)."""
+    dataset = cfg.train_dataloader.dataset
+    while 'pipeline' not in dataset and ('dataset' in dataset
+                                         or 'datasets' in dataset):
+        dataset = dataset.get('dataset') or dataset['datasets'][0]
+    scale = None
+    for transform in dataset.get('pipeline', []):
+        if transform.get('type') in _RESIZES:
+            scale = _size_hw(transform) or scale
+    if scale is None:
+        raise ValueError('local_cfg.balance: the train pipeline fixes no '
+                         'image size; give balance=dict(img_scale=(H, W)).')
+    return scale
+
+
+def configure_balance(cfg: Config) -> None:
+    """Complete ``local_cfg.balance``: the image scale from the train
+    pipeline when not given, and the work dir as the plan cache."""
+    local_cfg = cfg.get('optim_wrapper', {}).get('local_cfg') or {}
+    balance = local_cfg.get('balance')
+    if not balance:
+        return
+    if balance.get('img_scale') is None:
+        balance['img_scale'] = pipeline_img_scale(cfg)
+    balance.setdefault('cache_dir', cfg.work_dir)
 
 
 def init_cpu_distributed(cfg: Config) -> bool:

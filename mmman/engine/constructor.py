@@ -13,7 +13,9 @@ Config (everything lives in ``optim_wrapper``)::
                                    # 'predsim' (replaces aux_head) | None
             num_blocks=4,          # or boundaries=['layer2.3', ...]
             balance=None,          # dict(img_scale=(800, 1333)): split K
-                                   # blocks by estimated activation memory
+                                   # blocks by estimated activation memory;
+                                   # cache_dir: reuse the plan (train.py
+                                   # sets the work dir)
             momentum=0.995,        # MAN EMA, paper convention
             eta=None,              # ablations, e.g. dict(learnable_copy=False)
             mlaan=None,            # MLAAN: dict(wx=0.001, wy=0.999, ...)
@@ -32,6 +34,7 @@ from mmman.local.auxiliary import (LocalAuxiliary, per_block,
                                   resolve_eta_cfg, resolve_mlaan_cfg)
 from mmman.local.balance import balanced_ends, estimate_costs
 from mmman.local.objectives import objective_heads
+from mmman.local.plan_cache import BlockPlanCache, plan_key
 from mmman.local.partition import (PartitionError, backbone_units,
                                    build_block_plan, check_num_blocks)
 from mmman.tasks import TaskTargets, infer_num_classes
@@ -165,18 +168,27 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         balance = dict(cfg['balance'])
         units, _ = backbone_units(module, cfg['backbone'])
         check_num_blocks(units, cfg['num_blocks'])
-        costs, stem, tail = estimate_costs(
-            module, units, lambda size: synthetic_batch(module, 2, size),
-            tuple(balance['img_scale']))
         eta = self.eta_cfg or {}
         branches = int(eta.get('learnable_copy', False)) + int(
             eta.get('ema', False))
-        ends = balanced_ends(units, costs, stem, tail, cfg['num_blocks'],
-                             branches)
+        img_scale = tuple(balance['img_scale'])
+        cache = (BlockPlanCache(balance['cache_dir'])
+                 if balance.get('cache_dir') else None)
+        key = plan_key(module, img_scale, cfg['num_blocks'], branches)
+        boundaries = cache.get(key) if cache else None
+        if boundaries is None:
+            costs, stem, tail = estimate_costs(
+                module, units,
+                lambda size: synthetic_batch(module, 2, size), img_scale)
+            ends = balanced_ends(units, costs, stem, tail, cfg['num_blocks'],
+                                 branches)
+            boundaries = [units[e].name for e in ends]
+            if cache:
+                cache.put(key, boundaries, img_scale=list(img_scale),
+                          num_blocks=cfg['num_blocks'], model=type(
+                              module).__name__)
         return build_block_plan(
-            module,
-            boundaries=[units[e].name for e in ends],
-            backbone=cfg['backbone'])
+            module, boundaries=boundaries, backbone=cfg['backbone'])
 
     def _aux_param_groups(self, aux: LocalAuxiliary, plan) -> list:
         """Param groups of the auxiliary nets.

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Pretrain the backbones of the detection and segmentation quality benchmarks
+# (docs/results.md, "Pretrained setting") end to end on generated shape
+# classification and publish their weights where the benchmark configs of
+# configs/benchmarks/pretrained/ load them:
+#   checkpoints/pretrain/resnet18-16ch_shapes-cls-64.pth      (MMDet ResNet)
+#   checkpoints/pretrain/resnetv1c18-16ch_shapes-cls-64.pth   (MMSeg ResNetV1c)
+# One command, a few minutes on 2 CPU cores; idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-.venv/bin/python}
+OUT=checkpoints/pretrain
+$PY -c "from mmman.datasets import make_shapes_classification as m; \
+m('data/shapes_cls_64', 3000, 500, size=64, seed=3)"
+mkdir -p "$OUT"
+for NET in resnet18-16ch resnetv1c18-16ch; do
+  [ -f "$OUT/${NET}_shapes-cls-64.pth" ] && continue
+  WORK=work_dirs/pretrain/$NET
+  $PY tools/train.py \
+    configs/benchmarks/pretrain/${NET}_e2e_1500it_shapes-cls-64.py \
+    --work-dir "$WORK" &
+done
+wait
+for NET in resnet18-16ch resnetv1c18-16ch; do
+  [ -f "$OUT/${NET}_shapes-cls-64.pth" ] && continue
+  $PY tools/publish_checkpoint.py work_dirs/pretrain/$NET/iter_1500.pth \
+    "$OUT/${NET}_shapes-cls-64.pth"
+done
+ls -l "$OUT"
