@@ -138,3 +138,33 @@ def test_balanced_plan_is_cached_per_model_and_scale(tmp_path, monkeypatch):
     # A damaged cache file is measured again and rewritten.
     (tmp_path / CACHE_FILE).write_text('{not json')
     assert plan() == first and len(measured) == 5
+
+
+def test_balance_scale_comes_from_the_train_pipeline(tmp_path):
+    import os.path as osp
+
+    import pytest
+    from mmengine.config import Config
+
+    from mmman.apis import configure_balance, pipeline_img_scale
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    det = Config.fromfile(
+        osp.join(root, 'configs', 'mmdet',
+                 'faster-rcnn_r50_fpn_man++-k4_1x_coco.py'))
+    assert pipeline_img_scale(det) == (800, 1333)  # Resize scale=(w, h)
+    seg = Config.fromfile(
+        osp.join(root, 'configs', 'mmseg',
+                 'deeplabv3_r50-d8_man++-k4_4xb2-40k_cityscapes-512x1024.py'))
+    assert pipeline_img_scale(seg) == (512, 1024)  # the crop after resize
+    det.work_dir = str(tmp_path)
+    det.optim_wrapper.local_cfg.balance = dict()
+    configure_balance(det)
+    assert det.optim_wrapper.local_cfg.balance == dict(
+        img_scale=(800, 1333), cache_dir=str(tmp_path))
+    det.optim_wrapper.local_cfg.balance = dict(img_scale=(64, 96))
+    configure_balance(det)
+    assert det.optim_wrapper.local_cfg.balance.img_scale == (64, 96)
+    det.train_dataloader.dataset.pipeline = [dict(type='LoadImageFromFile')]
+    det.optim_wrapper.local_cfg.balance = dict()
+    with pytest.raises(ValueError, match='fixes no image size'):
+        configure_balance(det)

@@ -53,6 +53,10 @@ def test_compare_methods_table_pairs_seeds_and_measures_the_gap():
     man = rows[-1]
     assert '+0.1000, +0.1000 (mean +0.1000)' in man
     assert man.endswith('| 50% |')  # (0.5 - 0.4) of (0.6 - 0.4)
+    rows = tool.table(dict(dgl=[1.0, 2.0, 3.0], man=[2.0, 4.0, 6.0]), 'x',
+                      baseline='dgl').splitlines()
+    # diffs 1, 2, 3: mean 2, standard error 1/sqrt(3)
+    assert rows[-1].endswith(f'(mean +2.00, t +{2 * 3**0.5:.1f}) |')
 
 
 def _compare_methods():

@@ -216,7 +216,7 @@ def configure_balance(cfg: Config) -> None:
     pipeline when not given, and the work dir as the plan cache."""
     local_cfg = cfg.get('optim_wrapper', {}).get('local_cfg') or {}
     balance = local_cfg.get('balance')
-    if not balance:
+    if balance is None:
         return
     if balance.get('img_scale') is None:
         balance['img_scale'] = pipeline_img_scale(cfg)

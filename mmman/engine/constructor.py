@@ -166,6 +166,10 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         if cfg['num_blocks'] is None:
             raise PartitionError('local learning: balance needs num_blocks.')
         balance = dict(cfg['balance'])
+        if balance.get('img_scale') is None:
+            raise PartitionError(
+                'local learning: balance needs img_scale=(H, W) (mmman\'s '
+                'tools/train.py takes it from the train pipeline).')
         units, _ = backbone_units(module, cfg['backbone'])
         check_num_blocks(units, cfg['num_blocks'])
         eta = self.eta_cfg or {}

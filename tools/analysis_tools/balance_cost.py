@@ -48,7 +48,7 @@ def main():
         'cuda' if torch.cuda.is_available() else 'cpu'))
     cfg = Config.fromfile(args.config)
     local_cfg = cfg.optim_wrapper.local_cfg
-    if not local_cfg.get('balance'):
+    if local_cfg.get('balance') is None:
         raise SystemExit('error: the config has no local_cfg.balance')
     balance = local_cfg.balance
     balance.pop('cache_dir', None)

@@ -15,7 +15,8 @@ Finished runs (a ``.done`` stamp in their work dir, written after training
 succeeded) are read, not redone, so an interrupted comparison resumes.
 
 ``--baseline NAME`` adds each variant's difference to that variant on the
-same seed; with ``--reference NAME`` too (e.g. E2E), the share of the
+same seed, with its paired t statistic (|t| > 2.78 is p < 0.05, two-sided,
+for 5 seeds); with ``--reference NAME`` too (e.g. E2E), the share of the
 baseline-to-reference gap each variant closes.
 """
 import argparse
@@ -46,6 +47,8 @@ def parse_args():
     parser.add_argument('--metric', default='mIoU')
     parser.add_argument('--work-dir', default='work_dirs/compare')
     parser.add_argument('--out', required=True, help='results JSON')
+    parser.add_argument('--error', action='store_true',
+                        help='tabulate 100 - metric (accuracy %% as error %%)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='trainings run at once')
     parser.add_argument('--digits', type=int, default=2,
@@ -94,6 +97,18 @@ def run(config, name, options, seed, work_root, metric, threads=None):
     return last_metric(work_dir, metric)
 
 
+def paired_t(diffs) -> str:
+    """``, t +2.1``: the paired t statistic (mean / standard error) of
+    per-seed differences; empty when it is undefined."""
+    if len(diffs) < 2:
+        return ''
+    mean, std = statistics.mean(diffs), statistics.stdev(diffs)
+    if std <= 1e-9 * max(1.0, abs(mean)):  # equal differences (rounding)
+        return ''
+    t = mean / (std / len(diffs)**0.5)
+    return f', t {t:+.1f}'
+
+
 def table(results: dict,
           metric: str,
           baseline: Optional[str] = None,
@@ -114,7 +129,8 @@ def table(results: dict,
             diffs = [v - b for v, b in zip(values, results[baseline])]
             row += (' – |' if name == baseline else
                     ' ' + ', '.join(f'{d:+.{digits}f}' for d in diffs) +
-                    f' (mean {statistics.mean(diffs):+.{digits}f}) |')
+                    f' (mean {statistics.mean(diffs):+.{digits}f}'
+                    f'{paired_t(diffs)}) |')
         if baseline and reference:
             gap = mean[reference] - mean[baseline]
             row += (f' {(mean[name] - mean[baseline]) / gap:.0%} |'
@@ -148,7 +164,11 @@ def main():
             dict(config=args.config, seeds=args.seeds, metric=args.metric,
                  variants={name: opts for name, *opts in args.variant},
                  results=results), f, indent=2)
-    print(table(results, args.metric, args.baseline, args.reference,
+    metric = args.metric
+    if args.error:
+        results = {n: [100.0 - v for v in vs] for n, vs in results.items()}
+        metric = f'error (100 - {metric})'
+    print(table(results, metric, args.baseline, args.reference,
                 args.digits))
 
 

@@ -3,7 +3,7 @@
 # UCI digits (docs/results.md, "Does it reproduce?"): every row at K=16, the
 # core rows at K=8, 5 seeds, two trainings at a time (one core each).
 # Resumable: finished runs are read, not redone. Then the analysis tools on
-# seed 0 of E2E, DGL and DGL + MAN++ (K=16).
+# seed 0 of E2E, DGL, DGL + MAN and DGL + MAN++ (K=16).
 #
 #     bash tools/analysis_tools/reproduction_study.sh [WORK_DIR]
 set -euo pipefail
@@ -48,3 +48,23 @@ compare() {  # K, rows...
 compare 16 "${E2E[@]}" "${DGL[@]}" "${ABLATIONS[@]}" "${MAN[@]}" \
   "${MANPP[@]}" "${MANPP_CHANNEL[@]}" "${SEED_METHODS[@]}"
 compare 8 "${E2E[@]}" "${DGL[@]}" "${MAN[@]}" "${MANPP[@]}"
+
+# The seeds' Figs. 4 and 5 on seed 0 (K=16): linear separability of every
+# block (global-average-pooled features, and 4x4-pooled) and linear CKA of
+# every block to the E2E model (another E2E seed as the ceiling).
+CKPT=resnet32_man++-k16_1xb64-coslr-10e_digits
+model() {  # NAME RUN
+  echo --model "$1" "$WORK/k16/$2/$CKPT.py" "$WORK/k16/$2/epoch_10.pth"
+}
+MODELS="$(model E2E e2e_seed0) $(model DGL dgl_seed0) $(model DGL+MAN dgl+man_seed0) $(model DGL+MAN++ dgl+man++_seed0)"
+for POOL in 1 4; do
+  # shellcheck disable=SC2086  # word splitting of MODELS is intended
+  $PY tools/analysis_tools/linear_separability.py $MODELS --pool $POOL \
+    --out-dir docs/analysis/digits_k16_pool$POOL
+done
+# shellcheck disable=SC2086
+$PY tools/analysis_tools/cka_similarity.py \
+  --reference "$WORK/k16/e2e_seed0/$CKPT.py" "$WORK/k16/e2e_seed0/epoch_10.pth" \
+  $(model E2E-seed1 e2e_seed1) \
+  $(model DGL dgl_seed0) $(model DGL+MAN dgl+man_seed0) $(model DGL+MAN++ dgl+man++_seed0) \
+  --out-dir docs/analysis/digits_k16

@@ -5,25 +5,30 @@
 # configs/benchmarks/pretrained/ load them:
 #   checkpoints/pretrain/resnet18-16ch_shapes-cls-64.pth      (MMDet ResNet)
 #   checkpoints/pretrain/resnetv1c18-16ch_shapes-cls-64.pth   (MMSeg ResNetV1c)
-# One command, a few minutes on 2 CPU cores; idempotent.
+# One command, a few minutes on 2 CPU cores; idempotent (a finished training
+# is published, not redone).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
 OUT=checkpoints/pretrain
+NETS=(resnet18-16ch resnetv1c18-16ch)
 $PY -c "from mmman.datasets import make_shapes_classification as m; \
 m('data/shapes_cls_64', 3000, 500, size=64, seed=3)"
 mkdir -p "$OUT"
-for NET in resnet18-16ch resnetv1c18-16ch; do
-  [ -f "$OUT/${NET}_shapes-cls-64.pth" ] && continue
-  WORK=work_dirs/pretrain/$NET
-  $PY tools/train.py \
-    configs/benchmarks/pretrain/${NET}_e2e_1500it_shapes-cls-64.py \
-    --work-dir "$WORK" &
+PIDS=()
+for NET in "${NETS[@]}"; do
+  if [ ! -f "$OUT/${NET}_shapes-cls-64.pth" ] &&
+     [ ! -f "work_dirs/pretrain/$NET/iter_1500.pth" ]; then
+    $PY tools/train.py \
+      configs/benchmarks/pretrain/${NET}_e2e_1500it_shapes-cls-64.py \
+      --work-dir "work_dirs/pretrain/$NET" &
+    PIDS+=($!)
+  fi
 done
-wait
-for NET in resnet18-16ch resnetv1c18-16ch; do
-  [ -f "$OUT/${NET}_shapes-cls-64.pth" ] && continue
-  $PY tools/publish_checkpoint.py work_dirs/pretrain/$NET/iter_1500.pth \
-    "$OUT/${NET}_shapes-cls-64.pth"
+for PID in "${PIDS[@]}"; do wait "$PID"; done  # fails if a training failed
+for NET in "${NETS[@]}"; do
+  [ -f "$OUT/${NET}_shapes-cls-64.pth" ] ||
+    $PY tools/publish_checkpoint.py "work_dirs/pretrain/$NET/iter_1500.pth" \
+      "$OUT/${NET}_shapes-cls-64.pth"
 done
 ls -l "$OUT"

@@ -5,11 +5,10 @@
 # costs a quarter of 32x32: the reproduction study's 85 runs fit on 2 CPU
 # cores. Augmentation as for CIFAR minus the flip (a mirrored digit is not
 # the digit): random crops of the zero-padded image (2 px at 16 px, CIFAR's
-# 4 px at 32 px).
-dataset_type = 'CustomDataset'
+# 4 px at 32 px). The folder layout is the shapes classification one.
+_base_ = './shapes_cls_32x32.py'
 data_root = 'data/uci_digits'
-data_preprocessor = dict(
-    num_classes=10, mean=[127.5] * 3, std=[127.5] * 3, to_rgb=True)
+data_preprocessor = dict(num_classes=10)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(16, 16)),
@@ -22,23 +21,8 @@ test_pipeline = [
     dict(type='PackInputs')
 ]
 train_dataloader = dict(
-    batch_size=64,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix='train',
-        pipeline=train_pipeline))
+    sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True),
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=360,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix='val',
-        pipeline=test_pipeline))
-val_evaluator = dict(type='Accuracy', topk=(1, ))
+    batch_size=360, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-test_evaluator = val_evaluator
