@@ -49,6 +49,8 @@ def parse_args():
     parser.add_argument('--out', required=True, help='results JSON')
     parser.add_argument('--error', action='store_true',
                         help='tabulate 100 - metric (accuracy %% as error %%)')
+    parser.add_argument('--no-train', action='store_true',
+                        help='tabulate finished runs only; train nothing')
     parser.add_argument('--jobs', type=int, default=1,
                         help='trainings run at once')
     parser.add_argument('--digits', type=int, default=2,
@@ -75,10 +77,13 @@ def last_metric(work_dir: str, metric: str) -> float:
     return float(value)
 
 
-def run(config, name, options, seed, work_root, metric, threads=None):
+def run(config, name, options, seed, work_root, metric, threads=None,
+        train=True):
     """Train one variant and seed unless its work dir is stamped done."""
     work_dir = osp.join(work_root, f'{name}_seed{seed}')
     stamp = osp.join(work_dir, '.done')
+    if not osp.exists(stamp) and not train:
+        raise SystemExit(f'error: {work_dir} has not finished (--no-train)')
     if not osp.exists(stamp):
         cmd = [
             sys.executable,
@@ -151,8 +156,7 @@ def main():
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = {(name, seed): pool.submit(run, args.config, name, options,
                                              seed, args.work_dir, args.metric,
-                                             threads if args.jobs > 1 else
-                                             None)
+                                             threads, not args.no_train)
                    for name, *options in args.variant for seed in args.seeds}
         results = {}
         for name, *_ in args.variant:

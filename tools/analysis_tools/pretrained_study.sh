@@ -13,13 +13,15 @@ SEEDS=${SEEDS:-0 1 2}
 JOBS=${JOBS:-2}
 L=optim_wrapper.local_cfg
 bash tools/misc/pretrain_benchmark_backbones.sh
-rows() {  # image scale of the balanced split
+rows() {  # image scale of the balanced split; the most telling rows first
   local scale=$1
   echo --variant e2e $L.method=e2e
-  for m in dgl man man++; do
+  echo --variant dgl-even $L.method=dgl
+  for m in man++ man; do
     echo --variant $m-even $L.method=$m
     echo --variant $m-balanced $L.method=$m $L.balance.img_scale=$scale
   done
+  echo --variant dgl-balanced $L.method=dgl $L.balance.img_scale=$scale
 }
 TASKS=("$@")
 [ ${#TASKS[@]} -gt 0 ] || TASKS=(seg det)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Does it reproduce? The MAN/MAN++ seeds' CIFAR-10 ResNet-32 study on the real
 # UCI digits (docs/results.md, "Does it reproduce?"): every row at K=16, the
-# core rows at K=8, 5 seeds, two trainings at a time (one core each).
+# core rows (and MAN++ per-channel) at K=8, 5 seeds, two trainings at a time (one core each), and a
+# 30-epoch check of the schedule for DGL, InfoPro and PredSim (seeds 0-1).
 # Resumable: finished runs are read, not redone. Then the analysis tools on
 # seed 0 of E2E, DGL, DGL + MAN and DGL + MAN++ (K=16).
 #
@@ -36,18 +37,31 @@ SEED_METHODS=(
   --variant mlaan $L.method=mlaan
   --variant mlaan+man $L.method=mlaan+man
 )
-compare() {  # K, rows...
-  local k=$1
-  shift
+compare_as() {  # SUFFIX K rows...: work dir k<K><SUFFIX>, docs JSON likewise
+  local name=$1 k=$2
+  shift 2
   $PY tools/analysis_tools/compare_methods.py \
     $CFG/resnet32_man++-k${k}_1xb64-coslr-10e_digits.py "$@" \
-    --seeds $SEEDS --jobs "$JOBS" --metric accuracy/top1 \
-    --baseline dgl --reference e2e --work-dir "$WORK/k$k" \
-    --out docs/results_digits_k$k.json
+    --seeds $SEEDS --jobs "$JOBS" --metric accuracy/top1 --error \
+    --baseline dgl --reference e2e --work-dir "$WORK/k$k$name" \
+    --out docs/results_digits_k$k$name.json
+}
+compare() {  # K, rows...
+  compare_as '' "$@"
 }
 compare 16 "${E2E[@]}" "${DGL[@]}" "${ABLATIONS[@]}" "${MAN[@]}" \
   "${MANPP[@]}" "${MANPP_CHANNEL[@]}" "${SEED_METHODS[@]}"
-compare 8 "${E2E[@]}" "${DGL[@]}" "${MAN[@]}" "${MANPP[@]}"
+compare 8 "${E2E[@]}" "${DGL[@]}" "${MAN[@]}" "${MANPP[@]}" "${MANPP_CHANNEL[@]}"
+
+# Investigation: InfoPro and PredSim trail DGL by 7-8 points at 10 epochs.
+# Is it the short schedule? The same rows at 30 epochs, seeds 0-1.
+E30="train_cfg.max_epochs=30 train_cfg.val_interval=30 param_scheduler.T_max=30"
+E30="$E30 param_scheduler.end=30 default_hooks.checkpoint.interval=30"
+# shellcheck disable=SC2086  # word splitting of E30 is intended
+SEEDS="0 1" compare_as -30e 16 \
+  --variant e2e $L.method=e2e $E30 --variant dgl $L.method=local $E30 \
+  --variant infopro $L.method=local $L.objective=infopro $E30 \
+  --variant predsim $L.method=local $L.objective=predsim $E30
 
 # The seeds' Figs. 4 and 5 on seed 0 (K=16): linear separability of every
 # block (global-average-pooled features, and 4x4-pooled) and linear CKA of
