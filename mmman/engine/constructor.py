@@ -178,7 +178,8 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         img_scale = tuple(balance['img_scale'])
         cache = (BlockPlanCache(balance['cache_dir'])
                  if balance.get('cache_dir') else None)
-        key = plan_key(module, img_scale, cfg['num_blocks'], branches)
+        key = plan_key(module, img_scale, cfg['num_blocks'],
+                       branches) if cache else None
         boundaries = cache.get(key) if cache else None
         if boundaries is None:
             costs, stem, tail = estimate_costs(
@@ -189,8 +190,8 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             boundaries = [units[e].name for e in ends]
             if cache:
                 cache.put(key, boundaries, img_scale=list(img_scale),
-                          num_blocks=cfg['num_blocks'], model=type(
-                              module).__name__)
+                          num_blocks=cfg['num_blocks'],
+                          model=type(module).__name__)
         return build_block_plan(
             module, boundaries=boundaries, backbone=cfg['backbone'])
 
