@@ -149,6 +149,36 @@ def test_infopro_reconstructs_the_denormalised_image_with_bce():
     assert head.task[0].stride == (2, 2) and head.task[0].out_channels == 16
 
 
+def test_infopro_segmentation_decoder_is_the_cityscapes_one():
+    """InfoPro's Cityscapes decoder: 1x1 to 128, three x2 stages (128 -> 32
+    -> 12 -> 3); stride-8 features reconstruct the image exactly in size,
+    other strides get their logits resized."""
+    torch.manual_seed(0)
+    head = InfoProAuxHead(in_channels=8, num_classes=3, recon_weight=1.0,
+                          task_weight=0.0, decoder='segmentation').eval()
+    convs = [m for m in head.decoder if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0])
+            for c in convs] == [(8, 128, 1), (128, 32, 3), (32, 12, 3),
+                                (12, 3, 3)]
+    assert sum(isinstance(m, torch.nn.Upsample) for m in head.decoder) == 3
+    image = torch.rand(2, 3, 32, 32)
+    t = LocalTargets(labels=torch.tensor([0, 2]), inputs=image * 255,
+                     mean=torch.zeros(3, 1, 1), std=torch.ones(3, 1, 1))
+    for stride in (8, 16, 4):
+        x = torch.randn(2, 8, 32 // stride, 32 // stride)
+        logits = head.decoder(x)
+        if stride != 8:
+            assert logits.shape[-1] == 32 * 8 // stride
+            logits = torch.nn.functional.interpolate(
+                logits, size=(32, 32), mode='bilinear', align_corners=True)
+        p = torch.sigmoid(logits).double()
+        bce = -(image * p.log() + (1 - image) * (1 - p).log()).mean()
+        torch.testing.assert_close(head.loss(x, t)['loss_recon'].double(),
+                                   bce)
+    with pytest.raises(ValueError, match='decoder'):
+        InfoProAuxHead(in_channels=8, num_classes=3, decoder='imagenet')
+
+
 def test_dgl_head_is_mlp_sr():
     head = DGLAuxHead(in_channels=8, num_classes=3)
     convs = [m for m in head.convs if isinstance(m, torch.nn.Conv2d)]
@@ -223,13 +253,13 @@ def test_every_combination_trains_and_saves_a_plain_checkpoint(
         assert torch.equal(p, model.state_dict()[n]), n
 
 
-def test_objective_replaces_aux_head_and_refuses_recon_head():
+def test_objective_replaces_aux_head_and_removed_recon_head_is_named():
     model = build('mmseg', seg_model_cfg())
     wrapper = local_wrapper(model, method='man', objective='predsim',
                             num_blocks=3, aux_head=dict(type='DecodeAuxHead'))
     assert all(isinstance(h, PredSimAuxHead) for h in wrapper.aux.heads)
-    with pytest.raises(ValueError, match='recon_head'):
-        local_wrapper(model, method='man', objective='dgl', num_blocks=3,
+    with pytest.raises(ValueError, match='recon_head.*was removed'):
+        local_wrapper(model, method='man', num_blocks=3,
                       recon_head=dict(type='ReconstructionAuxHead'))
     with pytest.raises(ValueError, match='unknown objective'):
         local_wrapper(model, method='man', objective='nope', num_blocks=3)

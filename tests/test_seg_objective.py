@@ -1,11 +1,9 @@
-"""Local objectives of segmentation blocks: FCN head, reconstruction term."""
+"""Local objectives of segmentation blocks: the FCN head, per block."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from helpers import build, local_wrapper, seg_batch, seg_model_cfg
-from mmman.local import (ImageClassAuxHead, LocalTargets,
-                         ReconstructionAuxHead)
+from mmman.local import ImageClassAuxHead
 from mmman.tasks import DecodeAuxHead, tokens_to_map
 
 
@@ -40,41 +38,24 @@ def test_decode_aux_head_is_mmseg_fcn_with_ignore_and_resize():
     assert x.grad.abs().sum() > 0
 
 
-def test_reconstruction_term_compares_with_pooled_input():
-    head = ReconstructionAuxHead(in_channels=8, loss_weight=0.5)
-    x = torch.randn(2, 8, 4, 4, requires_grad=True)
-    inputs = torch.randn(2, 3, 32, 32)
-    loss = head.loss(x, LocalTargets(inputs=inputs))['loss_recon']
-    expected = 0.5 * F.mse_loss(head.decoder(x),
-                                F.adaptive_avg_pool2d(inputs, (4, 4)))
-    torch.testing.assert_close(loss, expected)
-    loss.backward()
-    assert x.grad.abs().sum() > 0
-
-
-def test_per_block_heads_and_recon_weights():
+def test_per_block_heads():
     model = build('mmseg', seg_model_cfg())
     wrapper = local_wrapper(
         model,
         method='man++',
         num_blocks=3,
         aux_head=[dict(type='DecodeAuxHead'),
-                  dict(type='ImageClassAuxHead')],
-        recon_head=dict(type='ReconstructionAuxHead', loss_weight=[1.0, .2]))
+                  dict(type='ImageClassAuxHead')])
     assert isinstance(wrapper.aux.heads[0], DecodeAuxHead)
     assert isinstance(wrapper.aux.heads[1], ImageClassAuxHead)
-    assert [r.loss_weight for r in wrapper.aux.recons] == [1.0, 0.2]
     model.train_step(seg_batch(), wrapper)
     scalars = wrapper.message_hub.log_scalars
     assert 'train/local1_loss_ce' in scalars
-    assert 'train/local2_loss_recon' in scalars
+    assert 'train/local2_loss_cls' in scalars
 
 
-@pytest.mark.parametrize('local', [
-    dict(aux_head=[dict(type='DecodeAuxHead')]),
-    dict(recon_head=dict(type='ReconstructionAuxHead', loss_weight=[1.0])),
-])
-def test_per_block_lists_must_match_the_blocks(local):
+def test_per_block_lists_must_match_the_blocks():
     model = build('mmseg', seg_model_cfg())
     with pytest.raises(ValueError, match='for 2 local blocks'):
-        local_wrapper(model, method='dgl', num_blocks=3, **local)
+        local_wrapper(model, method='dgl', num_blocks=3,
+                      aux_head=[dict(type='DecodeAuxHead')])

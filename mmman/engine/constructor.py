@@ -20,7 +20,6 @@ Config (everything lives in ``optim_wrapper``)::
             eta=None,              # ablations, e.g. dict(learnable_copy=False)
             mlaan=None,            # MLAAN: dict(wx=0.001, wy=0.999, ...)
             aux_head=dict(type='ImageClassAuxHead'),  # or one per block
-            recon_head=None,       # dict(type='ReconstructionAuxHead')
             backbone='backbone'))
 """
 import copy
@@ -44,7 +43,7 @@ from .optim_wrapper import LocalLearningMixin
 
 LOCAL_CFG_KEYS = ('method', 'objective', 'num_blocks', 'boundaries',
                   'balance', 'momentum', 'eta', 'mlaan', 'aux_head',
-                  'recon_head', 'backbone')
+                  'backbone')
 DEFAULT_LOCAL_CFG = dict(
     method='e2e',
     objective=None,
@@ -55,7 +54,6 @@ DEFAULT_LOCAL_CFG = dict(
     momentum=0.995,
     eta=None,
     aux_head=dict(type='ImageClassAuxHead'),
-    recon_head=None,
     backbone='backbone')
 
 
@@ -74,6 +72,12 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                  paramwise_cfg: Optional[dict] = None):
         optim_wrapper_cfg = copy.deepcopy(dict(optim_wrapper_cfg))
         local_cfg = dict(optim_wrapper_cfg.pop('local_cfg', None) or {})
+        if 'recon_head' in local_cfg:
+            raise ValueError(
+                'local_cfg: `recon_head` (ReconstructionAuxHead) was removed: '
+                'it cost 10 mIoU in the only setting measured (docs/results.md'
+                '). InfoPro\'s reconstruction objective is '
+                "objective='infopro'.")
         unknown = set(local_cfg) - set(LOCAL_CFG_KEYS)
         if unknown:
             raise ValueError(f'local_cfg: unknown keys {sorted(unknown)}; '
@@ -96,11 +100,6 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         self.mlaan_cfg = resolve_mlaan_cfg(self.local_cfg['method'],
                                            self.local_cfg['mlaan'],
                                            self.local_cfg['momentum'])
-        if self.local_cfg['objective'] is not None and self.local_cfg[
-                'recon_head'] is not None:
-            raise ValueError('local_cfg: `objective` defines the whole local '
-                             'objective; drop `recon_head` (InfoPro\'s '
-                             'decoder is objective=\'infopro\').')
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
         module = model.module if hasattr(model, 'module') else model
@@ -122,7 +121,6 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             plan,
             head=heads,
             eta=self.eta_cfg,
-            recon_head=cfg['recon_head'],
             targets=TaskTargets.from_model(
                 module, heads[0]['num_classes'] if heads else None),
             mlaan=self.mlaan_cfg)
@@ -168,8 +166,12 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         balance = dict(cfg['balance'])
         if balance.get('img_scale') is None:
             raise PartitionError(
-                'local learning: balance needs img_scale=(H, W) (mmman\'s '
-                'tools/train.py takes it from the train pipeline).')
+                'local learning: balance needs img_scale=(H, W). mmman\'s '
+                'tools/train.py takes it from the train pipeline\'s last '
+                'resize or crop; this pipeline fixes none (or the config was '
+                'not loaded through mmman.apis.load_config). Give '
+                'balance=dict(img_scale=(H, W)), or balance=None for the '
+                'even split.')
         units, _ = backbone_units(module, cfg['backbone'])
         check_num_blocks(units, cfg['num_blocks'])
         eta = self.eta_cfg or {}

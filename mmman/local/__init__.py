@@ -1,5 +1,5 @@
 """The method itself, with no task knowledge."""
-from .aux_heads import ImageClassAuxHead, ReconstructionAuxHead
+from .aux_heads import ImageClassAuxHead
 from .auxiliary import (METHODS, LocalAuxiliary, resolve_eta_cfg,
                         resolve_mlaan_cfg)
 from .man import BranchBalance, ChannelScaleBias, LiveCopy, MomentumAuxNet
@@ -12,7 +12,7 @@ from .partition import (BlockPlan, PartitionError, Unit, backbone_units,
 from .targets import LocalTargets
 
 __all__ = [
-    'ImageClassAuxHead', 'ReconstructionAuxHead', 'METHODS', 'LocalAuxiliary',
+    'ImageClassAuxHead', 'METHODS', 'LocalAuxiliary',
     'resolve_eta_cfg', 'resolve_mlaan_cfg', 'BranchBalance',
     'ChannelScaleBias', 'LiveCopy', 'MomentumAuxNet', 'LeapModule',
     'LinearProbe', 'INFOPRO_PRESETS', 'OBJECTIVES', 'DGLAuxHead',

@@ -3,7 +3,6 @@ from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
@@ -66,44 +65,3 @@ class ImageClassAuxHead(BaseModule):
              targets: LocalTargets) -> Dict[str, torch.Tensor]:
         loss = targets.class_loss(self(x))
         return dict(loss_cls=loss * self.loss_weight)
-
-
-@MODELS.register_module()
-class ReconstructionAuxHead(BaseModule):
-    """InfoPro's reconstruction term: decode the input image from features.
-
-    ``conv1x1-norm-ReLU-conv3x3 -> 3 channels``, compared (MSE) with the
-    preprocessed input average-pooled to the feature's resolution, which keeps
-    the decoder's activations as small as the feature map itself.
-
-    Args:
-        in_channels (int): Channels of the input features.
-        channels (int, optional): Decoder width; ``min(in_channels, 64)``.
-        loss_weight (float): Weight of the term.
-        norm_cfg (dict): Norm of the decoder.
-    """
-    uses_local_targets = True  # gets LocalTargets, not data samples
-
-    def __init__(self,
-                 in_channels: int,
-                 channels: Optional[int] = None,
-                 loss_weight: float = 1.0,
-                 norm_cfg: dict = dict(type='BN'),
-                 tokens: bool = False,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg)
-        if tokens:
-            raise ValueError('ReconstructionAuxHead needs (N, C, H, W) maps.')
-        channels = channels or min(in_channels, 64)
-        self.loss_weight = loss_weight
-        self.decoder = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 1, bias=False),
-            build_norm_layer(norm_cfg, channels)[1], nn.ReLU(inplace=True),
-            nn.Conv2d(channels, 3, 3, padding=1))
-
-    def loss(self, x: torch.Tensor,
-             targets: LocalTargets) -> Dict[str, torch.Tensor]:
-        inputs = targets.require('inputs')
-        target = F.adaptive_avg_pool2d(inputs.detach().float(), x.shape[-2:])
-        loss = F.mse_loss(self.decoder(x), target)
-        return dict(loss_recon=loss * self.loss_weight)

@@ -76,8 +76,6 @@ class LocalAuxiliary(nn.Module):
             block; ``in_channels`` and ``tokens`` are filled in per block.
         eta (dict, optional): :class:`MomentumAuxNet` arguments; None for the
             plain local baseline (no eta).
-        recon_head (dict, optional): A reconstruction term added to every
-            block's loss; its ``loss_weight`` may be a list, one per block.
         targets (callable, optional): The task adapter,
             ``(data_samples, inputs) -> LocalTargets``. Heads with
             ``uses_local_targets`` get its result, other heads (dense task
@@ -91,7 +89,6 @@ class LocalAuxiliary(nn.Module):
                  plan: BlockPlan,
                  head: Union[dict, Sequence[dict]],
                  eta: Optional[dict] = None,
-                 recon_head: Optional[dict] = None,
                  targets: Optional[Callable] = None,
                  mlaan: Optional[dict] = None,
                  num_classes: Optional[int] = None):
@@ -101,7 +98,6 @@ class LocalAuxiliary(nn.Module):
         self._cache = None
         self.etas = nn.ModuleList()
         self.heads = nn.ModuleList()
-        self.recons = nn.ModuleList()
         if mlaan is not None:
             self.probes = nn.ModuleList()
             self.leaps = nn.ModuleList()
@@ -134,17 +130,6 @@ class LocalAuxiliary(nn.Module):
                 MODELS.build(
                     heads[k],
                     default_args=dict(in_channels=channels, tokens=tokens)))
-            if recon_head is not None:
-                recon = dict(recon_head)
-                weights = recon.get('loss_weight', 1.0)
-                if isinstance(weights, (list, tuple)):
-                    recon['loss_weight'] = per_block(weights, num_local,
-                                                      'loss_weight')[k]
-                self.recons.append(
-                    MODELS.build(
-                        recon,
-                        default_args=dict(in_channels=channels,
-                                          tokens=tokens)))
         # Persistent flag: copies were taken from the (pretrained) next layer.
         self.register_buffer('initialized', torch.tensor(False))
         self._plan = plan  # MLAAN runs the real next block
@@ -177,17 +162,14 @@ class LocalAuxiliary(nn.Module):
              feature: torch.Tensor,
              data_samples: Sequence,
              inputs: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        """Local loss of block ``k``: f(Phi(eta(feature))) [+ recon].
+        """Local loss of block ``k``: f(Phi(eta(feature))).
 
         With MLAAN: ``wx * probe(eta(h)) + wy * f(Phi(leap(n_{k+1}(h))))``.
         """
         targets = self.targets(data_samples, inputs)
         z = self.etas[k](feature)
         if self.mlaan is None:
-            losses = self._head_loss(self.heads[k], z, targets)
-            if len(self.recons):
-                losses.update(self._head_loss(self.recons[k], z, targets))
-            return losses
+            return self._head_loss(self.heads[k], z, targets)
         wx, wy = self.mlaan['wx'], self.mlaan['wy']
         losses = {
             'loss_indep': wx * targets.class_loss(self.probes[k](z))
@@ -195,8 +177,6 @@ class LocalAuxiliary(nn.Module):
         units = [u.module for u in self._plan.block_units(k + 1)]
         c = self.leaps[k](run_units(units, feature))
         cascade = self._head_loss(self.heads[k], c, targets)
-        if len(self.recons):
-            cascade.update(self._head_loss(self.recons[k], c, targets))
         for name, value in cascade.items():
             losses[name] = wy * value if 'loss' in name else value
         return losses

@@ -26,6 +26,10 @@ def _conv_bn_relu(cin: int, cout: int, kernel: int = 1, stride: int = 1):
     ]
 
 
+def _upsample2x() -> nn.Module:
+    return nn.Upsample(scale_factor=2, mode='bilinear', align_corners=True)
+
+
 def _needs_maps(name: str, tokens: bool) -> None:
     if tokens:
         raise ValueError(f'{name} needs (N, C, H, W) feature maps; for '
@@ -82,20 +86,30 @@ class DGLAuxHead(BaseModule):
 class InfoProAuxHead(BaseModule):
     """InfoPro: reconstruction decoder plus the "1c2f" task head.
 
-    Decoder: bilinear upsample to the image -> conv3x3 C->12-BN-ReLU ->
-    conv3x3 12->3 -> sigmoid, binary cross-entropy against the de-normalised
-    image in [0, 1]. Task head: conv3x3-BN-ReLU (2C channels at stride 2 when
-    C < 64, else C at stride 1) -> global pool -> FC(128)-ReLU -> FC.
-    Loss: ``recon_weight * BCE + task_weight * CE``; the per-block weights
-    come from :func:`infopro_weights`.
+    Two published decoders, both ending in a sigmoid and binary cross-entropy
+    against the de-normalised image in [0, 1]:
+
+    - ``'cifar'`` (InfoPro's CIFAR code): bilinear upsample to the image ->
+      conv3x3 C->12-BN-ReLU -> conv3x3 12->3. At detection sizes the
+      upsampled C-channel map alone takes gigabytes.
+    - ``'segmentation'`` (InfoPro's Cityscapes code, written for stride-8
+      features): conv1x1 C->128-BN-ReLU -> 3 x [bilinear x2 -> conv3x3-BN-
+      ReLU] (128->32->12) -> conv3x3 12->3 at the last x2. Features at
+      another stride get their 3-channel logits resized to the image.
+
+    Task head: conv3x3-BN-ReLU (2C channels at stride 2 when C < 64, else C
+    at stride 1) -> global pool -> FC(128)-ReLU -> FC. Loss:
+    ``recon_weight * BCE + task_weight * CE``; the per-block weights come
+    from :func:`infopro_weights`.
 
     Args:
         in_channels (int): C.
         num_classes (int): Number of classes.
         recon_weight (float): lambda_1 of this block.
         task_weight (float): lambda_2 of this block.
-        recon_channels (int): Decoder width (12 as published).
+        recon_channels (int): Width of the ``'cifar'`` decoder (12).
         hidden (int): Hidden FC width of the task head (128 as published).
+        decoder (str): ``'cifar'`` or ``'segmentation'``.
     """
     uses_local_targets = True
 
@@ -106,16 +120,27 @@ class InfoProAuxHead(BaseModule):
                  task_weight: float = 1.0,
                  recon_channels: int = 12,
                  hidden: int = 128,
+                 decoder: str = 'cifar',
                  tokens: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         _needs_maps('InfoProAuxHead', tokens)
+        if decoder not in ('cifar', 'segmentation'):
+            raise ValueError(f'InfoProAuxHead: decoder {decoder!r} is not '
+                             "'cifar' or 'segmentation'.")
         self.recon_weight = recon_weight
         self.task_weight = task_weight
-        self.decoder = nn.Sequential(
-            nn.Conv2d(in_channels, recon_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(recon_channels), nn.ReLU(inplace=True),
-            nn.Conv2d(recon_channels, 3, 3, padding=1))
+        self.upsample_first = decoder == 'cifar'
+        if self.upsample_first:
+            self.decoder = nn.Sequential(
+                *_conv_bn_relu(in_channels, recon_channels, 3),
+                nn.Conv2d(recon_channels, 3, 3, padding=1))
+        else:
+            layers = _conv_bn_relu(in_channels, 128)
+            for cin, cout in ((128, 32), (32, 12)):
+                layers += [_upsample2x(), *_conv_bn_relu(cin, cout, 3)]
+            self.decoder = nn.Sequential(*layers, _upsample2x(),
+                                         nn.Conv2d(12, 3, 3, padding=1))
         wide = in_channels < 64
         c = 2 * in_channels if wide else in_channels
         self.task = nn.Sequential(
@@ -125,8 +150,14 @@ class InfoProAuxHead(BaseModule):
 
     def reconstruct(self, x: torch.Tensor, size) -> torch.Tensor:
         """Logits of the reconstructed image (sigmoid in the loss)."""
-        x = F.interpolate(x, size=size, mode='bilinear', align_corners=True)
-        return self.decoder(x)
+        if self.upsample_first:
+            x = F.interpolate(
+                x, size=size, mode='bilinear', align_corners=True)
+        x = self.decoder(x)
+        if tuple(x.shape[-2:]) != tuple(size):
+            x = F.interpolate(
+                x, size=size, mode='bilinear', align_corners=True)
+        return x
 
     def loss(self, x: torch.Tensor,
              targets: LocalTargets) -> Dict[str, torch.Tensor]:
