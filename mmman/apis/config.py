@@ -194,9 +194,10 @@ def _size_hw(transform: dict) -> Optional[tuple]:
     return tuple(size) if size else None
 
 
-def pipeline_img_scale(cfg: Config) -> tuple:
+def pipeline_img_scale(cfg: Config) -> Optional[tuple]:
     """(H, W) of the training images: the train pipeline's last resize or
-    crop (the largest choice of a multi-scale resize)."""
+    crop (the largest choice of a multi-scale resize); None if it fixes
+    none."""
     dataset = cfg.train_dataloader.dataset
     while 'pipeline' not in dataset and ('dataset' in dataset
                                          or 'datasets' in dataset):
@@ -205,15 +206,14 @@ def pipeline_img_scale(cfg: Config) -> tuple:
     for transform in dataset.get('pipeline', []):
         if transform.get('type') in _RESIZES:
             scale = _size_hw(transform) or scale
-    if scale is None:
-        raise ValueError('local_cfg.balance: the train pipeline fixes no '
-                         'image size; give balance=dict(img_scale=(H, W)).')
     return scale
 
 
 def configure_balance(cfg: Config) -> None:
     """Complete ``local_cfg.balance``: the image scale from the train
-    pipeline when not given, and the work dir as the plan cache."""
+    pipeline when not given, and the work dir as the plan cache. A pipeline
+    that fixes no size leaves the scale unset: building the optimizer
+    wrapper then asks for it (testing needs none)."""
     local_cfg = cfg.get('optim_wrapper', {}).get('local_cfg') or {}
     balance = local_cfg.get('balance')
     if balance is None:

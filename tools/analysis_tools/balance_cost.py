@@ -8,7 +8,7 @@ is taken from the train pipeline when the config does not give one; nothing
 is cached (``cache_dir`` is removed), so this is the cost of a first run.
 
     python tools/analysis_tools/balance_cost.py \\
-        configs/benchmarks/memory/faster-rcnn_r50_fpn_man++-k4-balanced_1x_coco.py
+        configs/mmdet/faster-rcnn_r50_fpn_man++-k4_1x_coco.py
 """
 import argparse
 import copy
@@ -54,6 +54,9 @@ def main():
     balance.pop('cache_dir', None)
     if balance.get('img_scale') is None:
         balance.img_scale = pipeline_img_scale(cfg)
+    if balance.img_scale is None:
+        raise SystemExit('error: the train pipeline fixes no image size; '
+                         'give local_cfg.balance.img_scale')
     scope = cfg.get('default_scope', 'mmdet')
     importlib.import_module(f'{scope}.utils').register_all_modules(False)
     init_default_scope(scope)

@@ -55,7 +55,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _build(config, cfg_options, device):
+def _build(config, cfg_options, device, img_scale):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import MODELS, init_default_scope
 
@@ -63,6 +63,9 @@ def _build(config, cfg_options, device):
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    balance = cfg.get('optim_wrapper', {}).get('local_cfg', {}).get('balance')
+    if balance is not None:  # balanced for the size measured, not cached
+        balance.update(img_scale=tuple(img_scale), cache_dir=None)
     scope = cfg.get('default_scope', 'mmdet')
     importlib.import_module(f'{scope}.utils').register_all_modules(False)
     init_default_scope(scope)
@@ -142,7 +145,7 @@ def measure(config, cfg_options, iters, warmup, batch_size, img_scale,
     from mmman.utils.synthetic import synthetic_batch
     torch.manual_seed(0)
     baseline = current_rss_bytes() if device.type == 'cpu' else 0
-    model, wrapper = _build(config, cfg_options, device)
+    model, wrapper = _build(config, cfg_options, device, img_scale)
     batch = synthetic_batch(model, batch_size, tuple(img_scale))
     for _ in range(warmup):
         model.train_step(copy.deepcopy(batch), wrapper)

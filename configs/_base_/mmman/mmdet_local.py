@@ -10,6 +10,10 @@ local_optim_wrapper = dict(
         # objective=None: aux_head below; or 'dgl' | 'infopro' | 'predsim'
         num_blocks=4,
         momentum=0.995,
+        # blocks split by measured activation memory at the train pipeline's
+        # image size (docs/results.md#pretrained-setting: no accuracy cost;
+        # docs/benchmarks.md: lower peak); balance=None splits evenly
+        balance=dict(),
         # local objective: CenterNet heatmaps of the boxes at each block's
         # stride, at 0.1 of CenterNet's loss scale (measured best,
         # docs/results.md#detection-quality); the image-level alternative
