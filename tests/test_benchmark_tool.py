@@ -81,6 +81,7 @@ def test_compare_methods_reads_finished_runs_and_redoes_unfinished(
         os.makedirs(vis, exist_ok=True)
         with open(osp.join(vis, 'scalars.json'), 'w') as f:
             f.write(json.dumps({'acc': 0.5}) + '\n')
+        return tool.subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(tool.subprocess, 'run', fake_train)
     work = str(tmp_path)
@@ -95,3 +96,32 @@ def test_compare_methods_reads_finished_runs_and_redoes_unfinished(
     # ... and a finished one is read, not redone.
     assert tool.run('cfg.py', 'man', ['k=v'], 0, work, 'acc', 1) == 0.5
     assert len(calls) == 1
+
+
+def test_compare_methods_records_a_failed_run_and_goes_on(tmp_path,
+                                                          monkeypatch):
+    import subprocess
+    tool = _compare_methods()
+    calls = []
+
+    def diverging(cmd, stdout, **kwargs):
+        calls.append(cmd)
+        stdout.write('Traceback (most recent call last):\n'
+                     'NonFiniteLocalLossError: local loss of block 2 is '
+                     'not finite at iteration 114\n')
+        return subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(tool.subprocess, 'run', diverging)
+    work = str(tmp_path)
+    assert tool.run('cfg.py', 'man', [], 1, work, 'acc', 1) is None
+    with open(osp.join(work, 'man_seed1', '.failed')) as f:
+        assert 'exit 1: NonFiniteLocalLossError' in f.read()
+    assert not osp.exists(osp.join(work, 'man_seed1', '.done'))
+    # recorded: read again, not retrained, also with --no-train
+    assert tool.run('cfg.py', 'man', [], 1, work, 'acc', 1, False) is None
+    assert len(calls) == 1
+    rows = tool.table(dict(dgl=[1.0, 2.0, 4.0], man=[2.0, None, 6.0]), 'x',
+                      baseline='dgl', digits=1).splitlines()
+    # mean and spread over the finished seeds; pairs only where both ran
+    assert rows[-1] == ('| man | 4.0 ± 2.8 | 2.0, failed, 6.0 | '
+                        '+1.0, –, +2.0 (mean +1.5, t +3.0) |')

@@ -15,7 +15,6 @@ optim_wrapper = dict(
         method='man++',
         num_blocks=4,
         momentum=0.995,
-        balance=dict(),  # memory-balanced split at the pipeline's 640x640
         aux_head=dict(type='DenseDetAuxHead', loss_weight=0.1)))
 custom_hooks = [
     dict(

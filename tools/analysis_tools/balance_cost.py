@@ -8,7 +8,7 @@ is taken from the train pipeline when the config does not give one; nothing
 is cached (``cache_dir`` is removed), so this is the cost of a first run.
 
     python tools/analysis_tools/balance_cost.py \\
-        configs/mmdet/faster-rcnn_r50_fpn_man++-k4_1x_coco.py
+        configs/benchmarks/memory/faster-rcnn_r50_fpn_man++-k4-balanced_1x_coco.py
 """
 import argparse
 import copy

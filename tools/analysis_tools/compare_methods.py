@@ -12,7 +12,11 @@ collected. Results go to a JSON file and a markdown table (mean ± std).
 
 ``--jobs N`` runs N trainings at once, each on ``cpu_count // N`` threads.
 Finished runs (a ``.done`` stamp in their work dir, written after training
-succeeded) are read, not redone, so an interrupted comparison resumes.
+succeeded) are read, not redone, so an interrupted comparison resumes. A
+training that fails (e.g. mmman stops a diverged run on a non-finite local
+loss) is recorded as failed in a ``.failed`` stamp with its error line and
+shown as such; the other runs go on, and statistics use the seeds that
+finished. Remove the work dir to train it again.
 
 ``--baseline NAME`` adds each variant's difference to that variant on the
 same seed, with its paired t statistic (|t| > 2.78 is p < 0.05, two-sided,
@@ -77,11 +81,24 @@ def last_metric(work_dir: str, metric: str) -> float:
     return float(value)
 
 
+def error_line(log_file: str) -> str:
+    """The last line of a failed training's log that names an error."""
+    with open(log_file) as f:
+        lines = [ln.strip() for ln in f if 'Error' in ln]
+    return lines[-1] if lines else 'training failed (no error line logged)'
+
+
 def run(config, name, options, seed, work_root, metric, threads=None,
         train=True):
-    """Train one variant and seed unless its work dir is stamped done."""
+    """Train one variant and seed unless its work dir is stamped done;
+    None if the training failed (now or before)."""
     work_dir = osp.join(work_root, f'{name}_seed{seed}')
     stamp = osp.join(work_dir, '.done')
+    failed = osp.join(work_dir, '.failed')
+    if osp.exists(failed):
+        with open(failed) as f:
+            print(f'{work_dir}: failed: {f.read().strip()}', flush=True)
+        return None
     if not osp.exists(stamp) and not train:
         raise SystemExit(f'error: {work_dir} has not finished (--no-train)')
     if not osp.exists(stamp):
@@ -95,9 +112,16 @@ def run(config, name, options, seed, work_root, metric, threads=None,
         if threads:
             env['OMP_NUM_THREADS'] = str(threads)
         os.makedirs(work_dir, exist_ok=True)
-        with open(osp.join(work_dir, 'train.log'), 'w') as log:
-            subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=log,
-                           stderr=subprocess.STDOUT)
+        log_file = osp.join(work_dir, 'train.log')
+        with open(log_file, 'w') as log:
+            code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT).returncode
+        if code != 0:
+            message = f'exit {code}: {error_line(log_file)}'
+            with open(failed, 'w') as f:
+                f.write(message + '\n')
+            print(f'{work_dir}: failed: {message}', flush=True)
+            return None
         open(stamp, 'w').close()
     return last_metric(work_dir, metric)
 
@@ -119,21 +143,31 @@ def table(results: dict,
           baseline: Optional[str] = None,
           reference: Optional[str] = None,
           digits: int = 2) -> str:
+    """Markdown table; a None value is a failed run: means, spreads and
+    paired differences use the seeds where the runs finished."""
     head = f'| variant | {metric} mean ± std | runs |'
     if baseline:
         head += f' vs {baseline}, same seed |'
     if baseline and reference:
         head += f' share of the {baseline} → {reference} gap closed |'
     lines = [head, '|' + '---|' * (head.count('|') - 1)]
-    mean = {name: statistics.mean(values) for name, values in results.items()}
+    done = {n: [v for v in vs if v is not None] for n, vs in results.items()}
+    mean = {n: statistics.mean(vs) if vs else float('nan')
+            for n, vs in done.items()}
     for name, values in results.items():
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        std = statistics.stdev(done[name]) if len(done[name]) > 1 else 0.0
         row = (f'| {name} | {mean[name]:.{digits}f} ± {std:.{digits}f} | ' +
-               ', '.join(f'{v:.{digits}f}' for v in values) + ' |')
+               ', '.join('failed' if v is None else f'{v:.{digits}f}'
+                         for v in values) + ' |')
         if baseline:
-            diffs = [v - b for v, b in zip(values, results[baseline])]
+            pairs = list(zip(values, results[baseline]))
+            diffs = [v - b for v, b in pairs
+                     if v is not None and b is not None]
+            cells = ['–' if v is None or b is None else f'{v - b:+.{digits}f}'
+                     for v, b in pairs]
             row += (' – |' if name == baseline else
-                    ' ' + ', '.join(f'{d:+.{digits}f}' for d in diffs) +
+                    ' – |' if not diffs else
+                    ' ' + ', '.join(cells) +
                     f' (mean {statistics.mean(diffs):+.{digits}f}'
                     f'{paired_t(diffs)}) |')
         if baseline and reference:
@@ -170,7 +204,8 @@ def main():
                  results=results), f, indent=2)
     metric = args.metric
     if args.error:
-        results = {n: [100.0 - v for v in vs] for n, vs in results.items()}
+        results = {n: [None if v is None else 100.0 - v for v in vs]
+                   for n, vs in results.items()}
         metric = f'error (100 - {metric})'
     print(table(results, metric, args.baseline, args.reference,
                 args.digits))

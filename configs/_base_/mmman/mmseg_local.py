@@ -12,9 +12,10 @@ local_optim_wrapper = dict(
         # objective=None: aux_head below; or 'dgl' | 'infopro' | 'predsim'
         num_blocks=4,
         momentum=0.995,
-        # blocks split by measured activation memory at the train pipeline's
-        # image size (docs/results.md#pretrained-setting: no accuracy cost;
-        # docs/benchmarks.md: lower peak); balance=None splits evenly
+        # K blocks placed by measured activation memory at the train
+        # pipeline's crop (0.39x instead of 0.49x of E2E's saved activations,
+        # docs/benchmarks.md) at no measured mIoU cost (docs/results.md,
+        # "Pretrained setting"); balance=None splits evenly
         balance=dict(),
         # local objective: MMSeg's FCNHead on each block's eta features
         aux_head=dict(type='DecodeAuxHead')))
