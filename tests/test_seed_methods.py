@@ -27,11 +27,14 @@ TASKS = {
     'cls': ('mmpretrain', lambda: cifar_resnet(20), cls_batch),
 }
 OBJECTIVES = ['dgl', 'infopro', 'predsim']
+# InfoPro with the decoder of its Cityscapes code (the det/seg seed configs)
+INFOPRO_DENSE = dict(type='infopro', decoder='segmentation')
 
 
 @pytest.mark.parametrize('task, method', [('seg', 'local'), ('seg', 'man++'),
                                           ('det', 'man++'), ('cls', 'man++')])
-@pytest.mark.parametrize('objective', OBJECTIVES)
+@pytest.mark.parametrize('objective', OBJECTIVES + [INFOPRO_DENSE],
+                         ids=OBJECTIVES + ['infopro-dense'])
 def test_objective_gradients_equal_their_own_loss(task, objective, method):
     scope, cfg, make_batch = TASKS[task]
     model = build(scope, cfg())
