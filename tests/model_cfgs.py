@@ -172,14 +172,6 @@ def _point_loaders(cfg, train, test, **dataset):
     cfg.train_dataloader.batch_size = 2
 
 
-def _balance_at(cfg, img_scale):
-    """A memory-balanced split (the shipped default) measured at the tiny
-    size, so tests build the plan users get; nothing cached."""
-    local_cfg = cfg.get('optim_wrapper', {}).get('local_cfg') or {}
-    if local_cfg.get('balance') is not None:
-        local_cfg.balance.update(img_scale=img_scale, cache_dir=None)
-
-
 def tiny_cityscapes_run(cfg, data_root, work_dir, iters=2):
     """Shrink a Cityscapes config to a few CPU iterations on tiny images.
 
@@ -190,7 +182,8 @@ def tiny_cityscapes_run(cfg, data_root, work_dir, iters=2):
     cfg.log_level = 'WARNING'
     cfg.model.pretrained = None
     cfg.model.data_preprocessor.size = (64, 128)
-    _balance_at(cfg, (64, 128))
+    from mmman.apis import configure_balance  # balanced at test size
+    configure_balance(cfg, (64, 128))
     if 'img_size' in cfg.model.backbone:
         cfg.model.backbone.img_size = (64, 128)
     train = [
@@ -239,7 +232,8 @@ def tiny_coco_run(cfg, data_root, work_dir, iters=2, scale=128):
     backbone.init_cfg = None
     if 'img_size' in backbone:
         backbone.img_size = (scale, scale)
-    _balance_at(cfg, (scale, scale))
+    from mmman.apis import configure_balance  # balanced at test size
+    configure_balance(cfg, (scale, scale))
     with_mask = 'mask_head' in cfg.model.get('roi_head', {})
     load = dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask)
     resize = dict(type='Resize', scale=(scale, scale), keep_ratio=True)

@@ -209,16 +209,22 @@ def pipeline_img_scale(cfg: Config) -> Optional[tuple]:
     return scale
 
 
-def configure_balance(cfg: Config) -> None:
+def configure_balance(cfg: Config,
+                      img_scale: Optional[tuple] = None) -> None:
     """Complete ``local_cfg.balance``: the image scale from the train
     pipeline when not given, and the work dir as the plan cache. A pipeline
     that fixes no size leaves the scale unset: building the optimizer
-    wrapper then asks for it (testing needs none)."""
+    wrapper then asks for it (testing needs none).
+
+    ``img_scale`` instead balances at that size with nothing cached (a
+    benchmark's or a test's input size)."""
     local_cfg = cfg.get('optim_wrapper', {}).get('local_cfg') or {}
     balance = local_cfg.get('balance')
     if balance is None:
         return
-    if balance.get('img_scale') is None:
+    if img_scale is not None:
+        balance.update(img_scale=tuple(img_scale), cache_dir=None)
+    elif balance.get('img_scale') is None:
         balance['img_scale'] = pipeline_img_scale(cfg)
     balance.setdefault('cache_dir', cfg.work_dir)
 

@@ -60,12 +60,11 @@ def _build(config, cfg_options, device, img_scale):
     from mmengine.registry import MODELS, init_default_scope
 
     import mmman  # noqa: F401
+    from mmman.apis import configure_balance
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    balance = cfg.get('optim_wrapper', {}).get('local_cfg', {}).get('balance')
-    if balance is not None:  # balanced for the size measured, not cached
-        balance.update(img_scale=tuple(img_scale), cache_dir=None)
+    configure_balance(cfg, img_scale)  # balanced for the size measured
     scope = cfg.get('default_scope', 'mmdet')
     importlib.import_module(f'{scope}.utils').register_all_modules(False)
     init_default_scope(scope)
