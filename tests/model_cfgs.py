@@ -160,6 +160,15 @@ def vit_seg_model_cfg():
         test_cfg=dict(mode='whole'))
 
 
+def _balance_at(cfg, img_scale):
+    """Balance a local config's blocks at the test's image size. Plain host
+    configs have no ``balance``: mmman stays unimported for them."""
+    local_cfg = cfg.get('optim_wrapper', {}).get('local_cfg') or {}
+    if local_cfg.get('balance') is not None:
+        from mmman.apis import configure_balance
+        configure_balance(cfg, img_scale)
+
+
 def _point_loaders(cfg, train, test, **dataset):
     """Single-process loaders (train batch 2) on ``dataset`` settings."""
     for name, pipeline in (('train_dataloader', train),
@@ -182,8 +191,7 @@ def tiny_cityscapes_run(cfg, data_root, work_dir, iters=2):
     cfg.log_level = 'WARNING'
     cfg.model.pretrained = None
     cfg.model.data_preprocessor.size = (64, 128)
-    from mmman.apis import configure_balance  # balanced at test size
-    configure_balance(cfg, (64, 128))
+    _balance_at(cfg, (64, 128))
     if 'img_size' in cfg.model.backbone:
         cfg.model.backbone.img_size = (64, 128)
     train = [
@@ -232,8 +240,7 @@ def tiny_coco_run(cfg, data_root, work_dir, iters=2, scale=128):
     backbone.init_cfg = None
     if 'img_size' in backbone:
         backbone.img_size = (scale, scale)
-    from mmman.apis import configure_balance  # balanced at test size
-    configure_balance(cfg, (scale, scale))
+    _balance_at(cfg, (scale, scale))
     with_mask = 'mask_head' in cfg.model.get('roi_head', {})
     load = dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask)
     resize = dict(type='Resize', scale=(scale, scale), keep_ratio=True)

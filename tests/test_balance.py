@@ -110,9 +110,10 @@ def test_balanced_plan_is_cached_per_model_and_scale(tmp_path, monkeypatch):
 
     monkeypatch.setattr(constructor, 'estimate_costs', counting)
 
-    def plan(scale=(128, 128), frozen_stages=-1, base=True):
-        model = build('mmdet', det_model_cfg(frozen_stages=frozen_stages),
-                      seed=len(measured))
+    def plan(scale=(128, 128), frozen_stages=-1, base=True, depth=18):
+        cfg = det_model_cfg(frozen_stages=frozen_stages)
+        cfg['backbone']['depth'] = depth
+        model = build('mmdet', cfg, seed=len(measured))
         balance = dict(img_scale=scale)
         if base:
             balance['cache_dir'] = str(tmp_path)
@@ -126,18 +127,21 @@ def test_balanced_plan_is_cached_per_model_and_scale(tmp_path, monkeypatch):
     assert plan() == first and len(measured) == 1
     with open(tmp_path / CACHE_FILE) as f:
         assert len(json.load(f)) == 1
-    # Never stale: another scale, another trainable set, are measured.
+    # Never stale: another scale, another trainable set, another
+    # architecture (ResNet-34) are measured.
     plan(scale=(256, 128))
     assert measured[-1] == (256, 128) and len(measured) == 2
     plan(frozen_stages=1)
     assert len(measured) == 3
+    plan(depth=34)
+    assert len(measured) == 4
     with open(tmp_path / CACHE_FILE) as f:
-        assert len(json.load(f)) == 3
+        assert len(json.load(f)) == 4
     # The cache serves exactly what measuring gives.
-    assert plan(base=False) == first and len(measured) == 4
+    assert plan(base=False) == first and len(measured) == 5
     # A damaged cache file is measured again and rewritten.
     (tmp_path / CACHE_FILE).write_text('{not json')
-    assert plan() == first and len(measured) == 5
+    assert plan() == first and len(measured) == 6
 
 
 def test_balance_scale_comes_from_the_train_pipeline(tmp_path):
