@@ -164,7 +164,7 @@ def _balance_at(cfg, img_scale):
     """Balance a local config's blocks at the test's image size. Plain host
     configs have no ``balance``: mmman stays unimported for them."""
     local_cfg = cfg.get('optim_wrapper', {}).get('local_cfg') or {}
-    if local_cfg.get('balance') is not None:
+    if local_cfg.get('balance') not in (None, False):
         from mmman.apis import configure_balance
         configure_balance(cfg, img_scale)
 

@@ -189,6 +189,51 @@ def _shipped_local_configs():
                            recursive=True))
 
 
+def test_balance_flag_overrides_either_default(tmp_path):
+    """``balance=True`` turns balancing on over the detection default (None),
+    in a child config and with --cfg-options, where a dict would not merge;
+    ``False`` turns the segmentation default off; the constructor reads both
+    forms."""
+    import os.path as osp
+
+    import pytest
+    from mmengine.config import Config
+
+    from mmman.apis import configure_balance
+    from mmman.local.balance import resolve_balance_cfg
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    det_path = osp.join(root, 'configs', 'mmdet',
+                        'faster-rcnn_r50_fpn_man++-k4_1x_coco.py')
+    child = tmp_path / 'child.py'
+    child.write_text(f'_base_ = {det_path!r}\n'
+                     'optim_wrapper = dict(local_cfg=dict(balance=True))\n')
+    for det in (Config.fromfile(str(child)), Config.fromfile(det_path)):
+        if det.optim_wrapper.local_cfg.balance is None:  # the shipped one
+            det.merge_from_dict({'optim_wrapper.local_cfg.balance': True})
+        det.work_dir = str(tmp_path)
+        configure_balance(det)
+        assert det.optim_wrapper.local_cfg.balance == dict(
+            img_scale=(800, 1333), cache_dir=str(tmp_path))
+    seg = Config.fromfile(osp.join(
+        root, 'configs', 'mmseg',
+        'deeplabv3_r50-d8_man++-k4_4xb2-40k_cityscapes-512x1024.py'))
+    seg.merge_from_dict({'optim_wrapper.local_cfg.balance': False})
+    configure_balance(seg)
+    assert seg.optim_wrapper.local_cfg.balance is None
+    assert resolve_balance_cfg(True) == {}
+    with pytest.raises(TypeError, match='balance must be a dict'):
+        resolve_balance_cfg('yes')
+
+    model = build('mmdet', det_model_cfg())
+    even = local_wrapper(model, take_copies=False, method='man++',
+                         num_blocks=3).plan.ends
+    assert local_wrapper(model, take_copies=False, method='man++',
+                         num_blocks=3, balance=False).plan.ends == even
+    flagged = local_wrapper(model, take_copies=False, method='man++',
+                            num_blocks=3, balance=dict(img_scale=(256, 256)))
+    assert flagged.plan.ends != even  # balancing really happened
+
+
 def test_shipped_seg_configs_balance_and_det_configs_split_evenly(tmp_path):
     """Segmentation configs place their blocks by activation memory at
     their own pipeline's crop; detection configs split evenly, where the
@@ -196,6 +241,7 @@ def test_shipped_seg_configs_balance_and_det_configs_split_evenly(tmp_path):
     from mmengine.config import Config
 
     from mmman.apis import configure_balance
+    from mmman.local.balance import resolve_balance_cfg
     configs = _shipped_local_configs()
     assert len(configs) >= 20
     checked = set()
@@ -207,9 +253,9 @@ def test_shipped_seg_configs_balance_and_det_configs_split_evenly(tmp_path):
         task = 'mmseg' if '/configs/mmseg/' in path else 'mmdet'
         checked.add(task)
         if task == 'mmdet':
-            assert local_cfg.get('balance') is None, path
+            assert resolve_balance_cfg(local_cfg.get('balance')) is None, path
             continue
-        assert local_cfg.get('balance') is not None, path
+        assert resolve_balance_cfg(local_cfg.get('balance')) is not None, path
         cfg.work_dir = str(tmp_path)
         configure_balance(cfg)
         assert tuple(local_cfg.balance.img_scale) == (512, 1024), path

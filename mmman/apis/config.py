@@ -4,7 +4,9 @@ import os
 import os.path as osp
 from typing import Optional
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config, ConfigDict, DictAction
+
+from mmman.local.balance import resolve_balance_cfg
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -219,14 +221,17 @@ def configure_balance(cfg: Config,
     ``img_scale`` instead balances at that size with nothing cached (a
     benchmark's or a test's input size)."""
     local_cfg = cfg.get('optim_wrapper', {}).get('local_cfg') or {}
-    balance = local_cfg.get('balance')
-    if balance is None:
+    if 'balance' not in local_cfg:
         return
-    if img_scale is not None:
-        balance.update(img_scale=tuple(img_scale), cache_dir=None)
-    elif balance.get('img_scale') is None:
-        balance['img_scale'] = pipeline_img_scale(cfg)
-    balance.setdefault('cache_dir', cfg.work_dir)
+    balance = resolve_balance_cfg(local_cfg['balance'])
+    if balance is not None:
+        if img_scale is not None:
+            balance.update(img_scale=tuple(img_scale), cache_dir=None)
+        elif balance.get('img_scale') is None:
+            balance['img_scale'] = pipeline_img_scale(cfg)
+        balance.setdefault('cache_dir', cfg.work_dir)
+        balance = ConfigDict(balance)
+    local_cfg['balance'] = balance
 
 
 def init_cpu_distributed(cfg: Config) -> bool:

@@ -12,7 +12,8 @@ Config (everything lives in ``optim_wrapper``)::
             objective=None,        # base objective: 'dgl' | 'infopro' |
                                    # 'predsim' (replaces aux_head) | None
             num_blocks=4,          # or boundaries=['layer2.3', ...]
-            balance=None,          # dict(img_scale=(800, 1333)): split K
+            balance=None,          # dict(img_scale=(800, 1333)) or True
+                                   # (the train pipeline's size): split K
                                    # blocks by estimated activation memory;
                                    # cache_dir: reuse the plan (train.py
                                    # sets the work dir)
@@ -31,7 +32,8 @@ from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
 from mmman.local.auxiliary import (LocalAuxiliary, per_block,
                                   resolve_eta_cfg, resolve_mlaan_cfg)
-from mmman.local.balance import balanced_ends, estimate_costs
+from mmman.local.balance import (balanced_ends, estimate_costs,
+                                 resolve_balance_cfg)
 from mmman.local.objectives import objective_heads
 from mmman.local.plan_cache import BlockPlanCache, plan_key
 from mmman.local.partition import (PartitionError, backbone_units,
@@ -154,7 +156,8 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     def _plan(self, module: nn.Module):
         cfg = self.local_cfg
-        if cfg['balance'] is None:
+        balance = resolve_balance_cfg(cfg['balance'])
+        if balance is None:
             return build_block_plan(module, cfg['num_blocks'],
                                     cfg['boundaries'], cfg['backbone'])
         if cfg['boundaries'] is not None:
@@ -163,7 +166,6 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 '(balance places the boundaries itself).')
         if cfg['num_blocks'] is None:
             raise PartitionError('local learning: balance needs num_blocks.')
-        balance = dict(cfg['balance'])
         if balance.get('img_scale') is None:
             raise PartitionError(
                 'local learning: balance needs img_scale=(H, W). mmman\'s '

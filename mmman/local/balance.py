@@ -10,13 +10,30 @@ block, where a block's cost is its units, plus the eta branches that run the
 next unit on its output (MAN: 2), plus, for the last block, the tail.
 """
 import copy
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
 from mmman.utils.memory import PhaseMeter
 from .partition import Unit
+
+
+def resolve_balance_cfg(balance) -> Optional[dict]:
+    """``local_cfg.balance`` as a dict of settings, or None for the even split.
+
+    ``True`` means ``dict()`` and ``False`` means ``None``. A flag replaces
+    either default when MMEngine merges configs or ``--cfg-options`` (a dict
+    cannot be merged into a ``None`` base without ``_delete_=True``).
+    """
+    if balance is None or balance is False:
+        return None
+    if balance is True:
+        return {}
+    if isinstance(balance, dict):
+        return dict(balance)
+    raise TypeError('local learning: balance must be a dict, True, False or '
+                    f'None, not {balance!r}.')
 
 
 def track_unit_phases(meter: PhaseMeter, units: Sequence[Unit]) -> list:

@@ -26,6 +26,7 @@ from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 
 import mmman  # noqa: F401,E402
 from mmman.apis import pipeline_img_scale  # noqa: E402
+from mmman.local.balance import resolve_balance_cfg  # noqa: E402
 from mmman.utils import PeakMemory  # noqa: E402
 
 
@@ -48,15 +49,16 @@ def main():
         'cuda' if torch.cuda.is_available() else 'cpu'))
     cfg = Config.fromfile(args.config)
     local_cfg = cfg.optim_wrapper.local_cfg
-    if local_cfg.get('balance') is None:
+    balance = resolve_balance_cfg(local_cfg.get('balance'))
+    if balance is None:
         raise SystemExit('error: the config has no local_cfg.balance')
-    balance = local_cfg.balance
     balance.pop('cache_dir', None)
     if balance.get('img_scale') is None:
-        balance.img_scale = pipeline_img_scale(cfg)
-    if balance.img_scale is None:
+        balance['img_scale'] = pipeline_img_scale(cfg)
+    if balance['img_scale'] is None:
         raise SystemExit('error: the train pipeline fixes no image size; '
                          'give local_cfg.balance.img_scale')
+    local_cfg.balance = balance
     scope = cfg.get('default_scope', 'mmdet')
     importlib.import_module(f'{scope}.utils').register_all_modules(False)
     init_default_scope(scope)
@@ -67,7 +69,7 @@ def main():
     even.local_cfg.balance = None
     rows = [('even', *build_cost(model, even, device)),
             ('balanced', *build_cost(model, cfg.optim_wrapper, device))]
-    print(f'{args.config}\nimg_scale {tuple(balance.img_scale)}, '
+    print(f'{args.config}\nimg_scale {tuple(balance['img_scale'])}, '
           f'device {device}'
           f'{" (" + torch.cuda.get_device_name(device) + ")" if device.type == "cuda" else ""}')
     print('| split | build seconds | peak memory MiB | block ends |')

@@ -3,4 +3,4 @@
 # The shipped detection configs split evenly: docs/results.md, "Pretrained
 # setting", for why.
 _base_ = '../../mmdet/faster-rcnn_r50_fpn_man++-k4_1x_coco.py'
-optim_wrapper = dict(local_cfg=dict(balance=dict()))
+optim_wrapper = dict(local_cfg=dict(balance=True))
