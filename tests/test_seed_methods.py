@@ -197,6 +197,24 @@ def test_dgl_head_is_mlp_sr():
     assert loss['loss_cls'] > 0  # binary cross-entropy on the class set
 
 
+def test_dgl_head_warns_below_four_images_per_device(monkeypatch):
+    import mmman.local.objectives as objectives
+    said = []
+    monkeypatch.setattr(objectives, 'print_log',
+                        lambda msg, **kwargs: said.append(msg))
+    objectives._warn_small_bn1d_batch.cache_clear()
+    head = DGLAuxHead(in_channels=8, num_classes=3)
+    head(torch.randn(4, 8, 8, 8))
+    head.eval()
+    head(torch.randn(1, 8, 8, 8))  # BN1d uses running statistics here
+    assert said == []
+    head.train()
+    head(torch.randn(2, 8, 8, 8))
+    head(torch.randn(2, 8, 8, 8))
+    assert len(said) == 1 and '2 image(s) per device' in said[0]
+    objectives._warn_small_bn1d_batch.cache_clear()
+
+
 def test_published_man_plus_plus_scalar_starts_balanced_and_learns():
     assert float(BranchBalance().s) == 1.0
     model = build('mmseg', seg_model_cfg())

@@ -6,12 +6,15 @@ with a set of classes (detection boxes, segmentation maps) uses binary
 cross-entropy on the multi-hot set (:meth:`LocalTargets.class_loss`).
 """
 import copy
+import functools
+import logging
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
@@ -34,6 +37,21 @@ def _needs_maps(name: str, tokens: bool) -> None:
     if tokens:
         raise ValueError(f'{name} needs (N, C, H, W) feature maps; for '
                          'transformer tokens use ImageClassAuxHead.')
+
+
+MIN_BN1D_BATCH = 4
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_small_bn1d_batch(batch: int) -> None:
+    """Once per batch size: BN1d over so few images is unstable."""
+    print_log(
+        f'DGLAuxHead: BatchNorm1d over {batch} image(s) per device scales '
+        'the gradients of near-identical features by up to 1/sqrt(eps); '
+        f'below {MIN_BN1D_BATCH} images per device the MLP-SR head can blow '
+        'the weights up within a few iterations (docs/methods.md).',
+        logger='current',
+        level=logging.WARNING)
 
 
 @MODELS.register_module()
@@ -72,6 +90,8 @@ class DGLAuxHead(BaseModule):
         self.mlp = nn.Sequential(*mlp, nn.Linear(4 * c, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] < MIN_BN1D_BATCH:
+            _warn_small_bn1d_batch(x.shape[0])
         h, w = x.shape[-2:]
         x = F.adaptive_avg_pool2d(x, (math.ceil(h / 4), math.ceil(w / 4)))
         x = F.adaptive_avg_pool2d(self.convs(x), (2, 2))
