@@ -214,6 +214,11 @@ def test_balance_flag_overrides_either_default(tmp_path):
         configure_balance(det)
         assert det.optim_wrapper.local_cfg.balance == dict(
             img_scale=(800, 1333), cache_dir=str(tmp_path))
+    # A benchmark's config has no work dir: balanced at its size, uncached.
+    bench = Config.fromfile(str(child))
+    configure_balance(bench, (64, 96))
+    assert bench.optim_wrapper.local_cfg.balance == dict(
+        img_scale=(64, 96), cache_dir=None)
     seg = Config.fromfile(osp.join(
         root, 'configs', 'mmseg',
         'deeplabv3_r50-d8_man++-k4_4xb2-40k_cityscapes-512x1024.py'))

@@ -229,7 +229,7 @@ def configure_balance(cfg: Config,
             balance.update(img_scale=tuple(img_scale), cache_dir=None)
         elif balance.get('img_scale') is None:
             balance['img_scale'] = pipeline_img_scale(cfg)
-        balance.setdefault('cache_dir', cfg.work_dir)
+        balance.setdefault('cache_dir', cfg.get('work_dir'))
         balance = ConfigDict(balance)
     local_cfg['balance'] = balance
 
