@@ -10,8 +10,8 @@ local_optim_wrapper = dict(
         # objective=None: aux_head below; or 'dgl' | 'infopro' | 'predsim'
         num_blocks=4,
         momentum=0.995,
-        # K blocks of equal unit count. balance=dict() (split by activation
-        # memory; 0.43x instead of 0.60x of E2E's saved activations) cost
+        # K blocks of equal unit count. balance=True (split by activation
+        # memory; 0.44x instead of 0.60x of E2E's saved activations) cost
         # bbox mAP and diverged on 2 of 6 runs in the pretrained detection
         # benchmark (docs/results.md#pretrained-setting), so detection
         # stays even; segmentation balances (mmseg_local.py)
