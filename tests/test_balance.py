@@ -201,6 +201,7 @@ def test_balance_flag_overrides_either_default(tmp_path):
 
     from mmman.apis import configure_balance
     from mmman.local.balance import resolve_balance_cfg
+    from mmman.local.partition import PartitionError
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     det_path = osp.join(root, 'configs', 'mmdet',
                         'faster-rcnn_r50_fpn_man++-k4_1x_coco.py')
@@ -234,9 +235,12 @@ def test_balance_flag_overrides_either_default(tmp_path):
                          num_blocks=3).plan.ends
     assert local_wrapper(model, take_copies=False, method='man++',
                          num_blocks=3, balance=False).plan.ends == even
-    flagged = local_wrapper(model, take_copies=False, method='man++',
-                            num_blocks=3, balance=dict(img_scale=(256, 256)))
-    assert flagged.plan.ends != even  # balancing really happened
+    balanced = local_wrapper(model, take_copies=False, method='man++',
+                             num_blocks=3, balance=dict(img_scale=(256, 256)))
+    assert balanced.plan.ends != even  # balancing really happened
+    with pytest.raises(PartitionError, match='balance needs img_scale'):
+        local_wrapper(model, take_copies=False, method='man++',
+                      num_blocks=3, balance=True)  # read as dict()
 
 
 def test_shipped_seg_configs_balance_and_det_configs_split_evenly(tmp_path):
