@@ -127,3 +127,19 @@ def test_compare_methods_records_a_failed_run_and_goes_on(tmp_path,
     # mean and spread over the finished seeds; pairs only where both ran
     assert rows[-1] == ('| man | 4.0 ± 2.8 | 2.0, failed, 6.0 | '
                         '+1.0, –, +2.0 (mean +1.5, t +3.0) |')
+
+
+def test_balance_cost_tool_reports_both_builds():
+    config = osp.join(DEMO, 'deeplabv3_r18-d8_man++-k4_300it_shapes-64x64.py')
+    proc = run_python('tools/analysis_tools/balance_cost.py', config,
+                      '--device', 'cpu', '--cfg-options',
+                      'optim_wrapper.local_cfg.balance.img_scale=[64,64]')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'img_scale (64, 64), device cpu' in proc.stdout
+    rows = [ln for ln in proc.stdout.splitlines()
+            if ln.startswith(('| even |', '| balanced |'))]
+    assert len(rows) == 2, proc.stdout
+    # A config without balance says so instead of measuring.
+    proc = run_python('tools/analysis_tools/balance_cost.py', config)
+    assert proc.returncode != 0
+    assert 'has no local_cfg.balance' in proc.stderr

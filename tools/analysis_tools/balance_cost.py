@@ -20,13 +20,12 @@ warnings.filterwarnings(  # emitted by mmengine's import on setuptools 80
     'ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 
 import mmman  # noqa: F401,E402
-from mmman.apis import pipeline_img_scale  # noqa: E402
-from mmman.local.balance import resolve_balance_cfg  # noqa: E402
+from mmman.apis import configure_balance  # noqa: E402
 from mmman.utils import PeakMemory  # noqa: E402
 
 
@@ -44,21 +43,23 @@ def main():
     parser.add_argument('config')
     parser.add_argument('--device', default=None,
                         help='default: cuda if available, else cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. '
+                        'optim_wrapper.local_cfg.balance=True')
     args = parser.parse_args()
     device = torch.device(args.device or (
         'cuda' if torch.cuda.is_available() else 'cpu'))
     cfg = Config.fromfile(args.config)
-    local_cfg = cfg.optim_wrapper.local_cfg
-    balance = resolve_balance_cfg(local_cfg.get('balance'))
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    configure_balance(cfg)  # the scale from the train pipeline if not given
+    balance = cfg.optim_wrapper.get('local_cfg', {}).get('balance')
     if balance is None:
         raise SystemExit('error: the config has no local_cfg.balance')
-    balance.pop('cache_dir', None)
+    balance.pop('cache_dir', None)  # the cost of a first run: never cached
     if balance.get('img_scale') is None:
-        balance['img_scale'] = pipeline_img_scale(cfg)
-    if balance['img_scale'] is None:
         raise SystemExit('error: the train pipeline fixes no image size; '
                          'give local_cfg.balance.img_scale')
-    local_cfg.balance = balance
     scope = cfg.get('default_scope', 'mmdet')
     importlib.import_module(f'{scope}.utils').register_all_modules(False)
     init_default_scope(scope)
@@ -69,7 +70,7 @@ def main():
     even.local_cfg.balance = None
     rows = [('even', *build_cost(model, even, device)),
             ('balanced', *build_cost(model, cfg.optim_wrapper, device))]
-    print(f'{args.config}\nimg_scale {tuple(balance['img_scale'])}, '
+    print(f'{args.config}\nimg_scale {tuple(balance.img_scale)}, '
           f'device {device}'
           f'{" (" + torch.cuda.get_device_name(device) + ")" if device.type == "cuda" else ""}')
     print('| split | build seconds | peak memory MiB | block ends |')
