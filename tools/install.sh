@@ -6,7 +6,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MMMAN_VENV:-$ROOT/.venv}"
 STAMP="$VENV/.mmman-installed"
-WANT="$(cat "$ROOT/requirements.txt" "$ROOT/tools/install.sh" "$ROOT/setup.py" | sha256sum | cut -d' ' -f1)"
+WANT="$(cat "$ROOT/requirements.txt" "$ROOT/tools/install.sh" "$ROOT/setup.py" \
+    "$ROOT/mmman/utils/torchvision_compat.py" "$ROOT/tools/misc/install_torchvision_hook.py" \
+    | sha256sum | cut -d' ' -f1)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
     exit 0
 fi
@@ -30,12 +32,15 @@ fi
 "${PIP[@]}" install -q -r "$ROOT/requirements.txt"
 "${PIP[@]}" install -q --no-build-isolation --no-deps -e "$ROOT"
 # Processes that never import mmman (MMDet/MMSeg/MMPretrain evaluating a
-# checkpoint alone) import torchvision too: a start-up hook defines its two
-# missing operator schemas when torchvision is first imported (and only where
-# its C++ ops do not load). See mmman/utils/torchvision_compat.py.
+# checkpoint alone) import torchvision too: where its C++ ops do not load into
+# the installed torch, a start-up hook defines its two missing operator
+# schemas when torchvision is first imported. The script decides with
+# torchvision_compat.py loaded from its file (not mmman), copies that file
+# into site-packages (a copy: the venv keeps working if the checkout moves)
+# with a .pth line, or removes both where the ops load.
+# See mmman/utils/torchvision_compat.py.
 SITE="$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")"
-ln -sf "$ROOT/mmman/utils/torchvision_compat.py" "$SITE/mmman_torchvision_compat.py"
-echo "import mmman_torchvision_compat; mmman_torchvision_compat.install_import_hook()" > "$SITE/mmman_torchvision_compat.pth"
+"$VENV/bin/python" "$ROOT/tools/misc/install_torchvision_hook.py" "$SITE"
 "$VENV/bin/python" -c "import mmseg.models, sys; assert 'mmman' not in sys.modules" >&2
 "$VENV/bin/python" -c "import mmman, torch, torchvision, mmcv.ops, mmdet, mmseg, mmpretrain.models; print('[mmman] stack ok: torch', torch.__version__, 'torchvision', torchvision.__version__, 'mmcv', mmcv.__version__)" >&2
 echo "$WANT" > "$STAMP"

@@ -16,19 +16,29 @@ torchvision's own "Couldn't load custom C++ ops". Where the extension loads,
 nothing is defined.
 
 The same must hold in processes that never import mmman (MMDet, MMSeg or
-MMPretrain evaluating a checkpoint on their own): ``tools/install.sh`` links
-this file into the virtualenv's site-packages as ``mmman_torchvision_compat``
-with a ``.pth`` line that calls :func:`install_import_hook` at start-up. The
-hook is a meta-path finder that acts once, when ``torchvision`` is first
-imported, and costs nothing otherwise. This module therefore imports only the
-standard library at import time.
+MMPretrain evaluating a checkpoint on their own): ``tools/install.sh`` runs
+``tools/misc/install_torchvision_hook.py``, which, only where torchvision's
+extension does not load (:func:`import_hook_needed`), copies this file into
+the virtualenv's site-packages as ``mmman_torchvision_compat`` with a
+``.pth`` line (:data:`PTH_LINE`) that calls :func:`install_import_hook` at
+start-up (:func:`write_import_hook`); where it loads, it removes them
+(:func:`remove_import_hook`). The copy does not depend on the checkout: a
+moved or deleted checkout leaves it working. The ``.pth`` line does nothing
+when the copy is missing, and a hook that fails when torchvision is imported
+says so in one warning and lets the import go on. The hook is a meta-path
+finder that acts once, when ``torchvision`` is first imported, and costs
+nothing otherwise. This module therefore imports only the standard library
+at import time.
 """
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import os.path as osp
 import sys
-from typing import Optional
+import tempfile
+import warnings
+from typing import List, Optional
 
 # From torchvision 0.28.0's csrc/ops (the schemas its _C.so defines).
 OP_SCHEMAS = (
@@ -37,6 +47,14 @@ OP_SCHEMAS = (
 )
 
 _library = None  # the torch.library.Library that keeps the schemas alive
+
+# The start-up hook in a virtualenv: this file copied as HOOK_MODULE, and a
+# .pth file whose one line imports it if it is there (site.py runs ``.pth``
+# lines that start with ``import``; a line that raised would print a
+# traceback at every interpreter start).
+HOOK_MODULE = 'mmman_torchvision_compat'
+PTH_LINE = (f'import importlib.util as u; u.find_spec({HOOK_MODULE!r}) and '
+            f'__import__({HOOK_MODULE!r}).install_import_hook()\n')
 
 
 def torchvision_extension() -> Optional[str]:
@@ -89,15 +107,18 @@ def define_missing_torchvision_ops() -> bool:
     for schema in OP_SCHEMAS:
         library.define(schema)
     _library = library
-    from mmengine.logging import print_log
     where = osp.basename(ext) if ext else 'no _C extension'
-    print_log(
+    message = (
         f'mmman: torchvision\'s C++ ops are unavailable ({where} does not '
         'load into this torch build); defined the torchvision::nms/qnms '
         'schemas so that torchvision imports. Its Python part (transforms, '
-        'models) works; its C++ ops (nms, roi_align, ...) raise when called.',
-        logger='current',
-        level=30)  # logging.WARNING
+        'models) works; its C++ ops (nms, roi_align, ...) raise when called.')
+    try:
+        from mmengine.logging import print_log
+    except ImportError:  # the start-up hook in a virtualenv without MMEngine
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    else:
+        print_log(message, logger='current', level=30)  # logging.WARNING
     return True
 
 
@@ -111,12 +132,25 @@ def _nms_defined(torch) -> bool:
 
 class _BeforeTorchvisionImport(importlib.abc.MetaPathFinder):
     """Runs :func:`define_missing_torchvision_ops` when ``torchvision`` is
-    first imported, then leaves the import to the regular finders."""
+    first imported, then leaves the import to the regular finders.
+
+    Fails soft: if that call raises (a broken torch, say), one warning says
+    so and torchvision's import goes on (and fails, if it does, with
+    torchvision's own error).
+    """
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname == 'torchvision':
-            sys.meta_path.remove(self)
-            define_missing_torchvision_ops()
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            try:
+                define_missing_torchvision_ops()
+            except Exception as e:  # noqa: BLE001 (never break the import)
+                first = (str(e).splitlines() or [''])[0]
+                warnings.warn(
+                    f'{HOOK_MODULE}: could not prepare torchvision\'s import '
+                    f'({type(e).__name__}: {first}); importing torchvision '
+                    'without it.', RuntimeWarning, stacklevel=2)
         return None
 
 
@@ -124,3 +158,57 @@ def install_import_hook() -> None:
     """Called at interpreter start-up by the virtualenv's ``.pth`` line."""
     if not any(isinstance(f, _BeforeTorchvisionImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _BeforeTorchvisionImport())
+
+
+def import_hook_needed() -> bool:
+    """Whether this interpreter needs the start-up hook: torchvision is
+    installed and its ``_C`` extension is missing or does not load into the
+    installed torch. Imports torch (not torchvision) when torchvision is
+    installed; loads the extension where it loads."""
+    for finder in list(sys.meta_path):  # decide without a hook acting
+        # (also another copy's: the site-packages one, loaded at start-up)
+        if type(finder).__name__ == _BeforeTorchvisionImport.__name__:
+            sys.meta_path.remove(finder)
+    if importlib.util.find_spec('torchvision') is None:
+        return False
+    ext = torchvision_extension()
+    return ext is None or not torchvision_ops_load(ext)
+
+
+def _hook_paths(site_dir: str) -> List[str]:
+    return [
+        osp.join(site_dir, HOOK_MODULE + '.py'),
+        osp.join(site_dir, HOOK_MODULE + '.pth')
+    ]
+
+
+def write_import_hook(site_dir: str, source: Optional[str] = None) -> None:
+    """Copy ``source`` (this file) into ``site_dir`` as :data:`HOOK_MODULE`
+    and write the ``.pth`` line; each file is replaced whole (an earlier
+    install's symlink is replaced, never written through)."""
+    source = source or osp.abspath(__file__)
+    with open(source, encoding='utf-8') as f:
+        text = f.read()
+    compile(text, source, 'exec')  # never install a copy that cannot import
+    module, pth = _hook_paths(site_dir)
+    for path, content in ((module, text), (pth, PTH_LINE)):
+        fd, tmp = tempfile.mkstemp(dir=site_dir, prefix='.' + HOOK_MODULE)
+        try:
+            with os.fdopen(fd, 'w', encoding='utf-8') as f:
+                f.write(content)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+
+def remove_import_hook(site_dir: str) -> List[str]:
+    """Remove the hook's files (also a dangling symlink) from ``site_dir``;
+    returns the paths removed."""
+    removed = []
+    for path in _hook_paths(site_dir):
+        if osp.lexists(path):
+            os.unlink(path)
+            removed.append(path)
+    return removed
