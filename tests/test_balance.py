@@ -1,12 +1,13 @@
 """Memory-balanced partition: estimates, optimal split, measured effect."""
 import itertools
 
+import pytest
 import torch
 
 from helpers import build, det_model_cfg, local_wrapper, seg_batch
 from mmman.local import backbone_units
 from mmman.local.balance import balanced_ends, estimate_costs
-from mmman.local.partition import Unit
+from mmman.local.partition import PartitionError, Unit
 from mmman.utils import measure_train_step
 from mmman.utils.synthetic import synthetic_batch
 from test_memory import _light_head_model
@@ -100,7 +101,7 @@ def test_balanced_partition_lowers_measured_peak():
 def test_balanced_plan_is_cached_per_model_and_scale(tmp_path, monkeypatch):
     import json
 
-    import mmman.engine.constructor as constructor
+    import mmman.local.planning as planning
     from mmman.local.plan_cache import CACHE_FILE
     measured = []
 
@@ -108,16 +109,17 @@ def test_balanced_plan_is_cached_per_model_and_scale(tmp_path, monkeypatch):
         measured.append(args[-1])
         return estimate_costs(*args, **kwargs)
 
-    monkeypatch.setattr(constructor, 'estimate_costs', counting)
+    monkeypatch.setattr(planning, 'estimate_costs', counting)
 
-    def plan(scale=(128, 128), frozen_stages=-1, base=True, depth=18):
+    def plan(scale=(128, 128), frozen_stages=-1, base=True, depth=18,
+             method='man++'):
         cfg = det_model_cfg(frozen_stages=frozen_stages)
         cfg['backbone']['depth'] = depth
         model = build('mmdet', cfg, seed=len(measured))
         balance = dict(img_scale=scale)
         if base:
             balance['cache_dir'] = str(tmp_path)
-        wrapper = local_wrapper(model, take_copies=False, method='man++',
+        wrapper = local_wrapper(model, take_copies=False, method=method,
                                 num_blocks=3, balance=balance)
         return wrapper.plan.ends
 
@@ -135,13 +137,26 @@ def test_balanced_plan_is_cached_per_model_and_scale(tmp_path, monkeypatch):
     assert len(measured) == 3
     plan(depth=34)
     assert len(measured) == 4
+    # ... and another method with as many eta branches (MAN vs MAN++).
+    plan(method='man')
+    assert len(measured) == 5
     with open(tmp_path / CACHE_FILE) as f:
-        assert len(json.load(f)) == 4
+        assert len(json.load(f)) == 5
     # The cache serves exactly what measuring gives.
-    assert plan(base=False) == first and len(measured) == 5
+    assert plan(base=False) == first and len(measured) == 6
     # A damaged cache file is measured again and rewritten.
     (tmp_path / CACHE_FILE).write_text('{not json')
-    assert plan() == first and len(measured) == 6
+    assert plan() == first and len(measured) == 7
+
+
+@pytest.mark.parametrize('method', ['mlaan', 'mlaan+man'])
+def test_balance_refuses_mlaan_in_one_message(method):
+    """The balance measures units and eta branches, not MLAAN's cascade
+    through the next block and its leap module."""
+    model = build('mmdet', det_model_cfg())
+    with pytest.raises(PartitionError, match='balance does not support MLAAN'):
+        local_wrapper(model, take_copies=False, method=method, num_blocks=3,
+                      balance=dict(img_scale=(64, 64)))
 
 
 def test_balance_scale_comes_from_the_train_pipeline(tmp_path):

@@ -124,8 +124,8 @@ def test_loss_mixes_independent_and_cascade_with_published_weights():
     losses = aux.loss(0, x, data['data_samples'], data['inputs'])
     t = aux.targets(data['data_samples'], data['inputs'])
     indep = t.class_loss(aux.probes[0](x))
-    units = [u.module for u in plan.block_units(1)]
-    cascade = aux.heads[0].loss(aux.leaps[0](run_units(units, x)), t)
+    cascade = aux.heads[0].loss(
+        aux.leaps[0](run_units(plan.block_units(1), x)), t)
     torch.testing.assert_close(losses['loss_indep'], 0.001 * indep)
     torch.testing.assert_close(losses['loss_cls'],
                                0.999 * cascade['loss_cls'])
@@ -165,7 +165,7 @@ def test_clip_grad_groups_follow_blocks_despite_the_overlap():
             local_cfg=dict(method='mlaan', num_blocks=3)))
     mmman.start_local_training(wrapper)
     model.train_step(seg_batch(), wrapper)
-    plan, groups = wrapper.plan, wrapper._block_params
+    plan, groups = wrapper.plan, wrapper.block_groups[:-1]
     assert len(groups) == 2
     for k in range(2):
         ids = {id(p) for p in groups[k]}

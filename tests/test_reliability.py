@@ -97,7 +97,7 @@ def test_clip_grad_is_per_block():
     for key in ('train/local1_grad_norm', 'train/local2_grad_norm',
                 'train/grad_norm'):
         assert key in hub.log_scalars, key
-    groups = wrapper._block_params
+    groups = wrapper.block_groups[:-1]
     assert len(groups) == 2
     assert {id(p) for p in wrapper.aux.heads[0].parameters()} <= {
         id(p) for p in groups[0]}

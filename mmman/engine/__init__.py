@@ -3,8 +3,8 @@ from .constructor import LocalOptimWrapperConstructor
 from .hooks import (BlockCollapseHook, LocalLearningHook,
                     start_local_training)
 from .optim_wrapper import (LocalAmpOptimWrapper, LocalLearningMixin,
-                            LocalOptimWrapper, NonFiniteLocalLossError,
-                            PlanMismatchError)
+                            LocalOptimWrapper, NonFiniteLocalLossError)
+from .resume_signature import PlanMismatchError
 
 __all__ = [
     'LocalOptimWrapperConstructor', 'BlockCollapseHook', 'LocalLearningHook',

@@ -30,18 +30,15 @@ import torch.nn as nn
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
-from mmman.local.auxiliary import (LocalAuxiliary, per_block,
-                                  resolve_eta_cfg, resolve_mlaan_cfg)
-from mmman.local.balance import (balanced_ends, estimate_costs,
-                                 resolve_balance_cfg)
+from mmman.local.auxiliary import LocalAuxiliary, per_block
+from mmman.local.methods import resolve_eta_cfg, resolve_mlaan_cfg
 from mmman.local.objectives import objective_heads
-from mmman.local.plan_cache import BlockPlanCache, plan_key
-from mmman.local.partition import (PartitionError, backbone_units,
-                                   build_block_plan, check_num_blocks)
+from mmman.local.planning import plan_blocks
 from mmman.tasks import TaskTargets, infer_num_classes
 from mmman.utils.synthetic import synthetic_batch
 
 from .optim_wrapper import LocalLearningMixin
+from .resume_signature import plan_signature
 
 LOCAL_CFG_KEYS = ('method', 'objective', 'num_blocks', 'boundaries',
                   'balance', 'momentum', 'eta', 'mlaan', 'aux_head',
@@ -101,14 +98,24 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                                        self.local_cfg['momentum'])
         self.mlaan_cfg = resolve_mlaan_cfg(self.local_cfg['method'],
                                            self.local_cfg['mlaan'],
-                                           self.local_cfg['momentum'])
+                                           self.local_cfg['momentum'],
+                                           self.eta_cfg)
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
         module = model.module if hasattr(model, 'module') else model
         cfg = self.local_cfg
         if cfg['method'] == 'e2e':
             return super().__call__(model)
-        plan = self._plan(module)
+        plan = plan_blocks(
+            module,
+            cfg['method'],
+            cfg['num_blocks'],
+            cfg['boundaries'],
+            cfg['balance'],
+            eta_cfg=self.eta_cfg,
+            mlaan_cfg=self.mlaan_cfg,
+            backbone=cfg['backbone'],
+            batch_fn=lambda size: synthetic_batch(module, 2, size))
         if cfg['objective'] is not None:  # replaces aux_head
             heads = objective_heads(cfg['objective'], plan.num_blocks)
         else:
@@ -130,7 +137,8 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         aux.to(device)
 
         self.optim_wrapper_cfg.update(
-            model=module, plan=plan, aux=aux, signature=self._signature(plan))
+            model=module, plan=plan, aux=aux, signature=plan_signature(
+                cfg['method'], cfg['objective'], self.eta_cfg, plan))
         try:
             optim_wrapper = super().__call__(model)
         finally:
@@ -140,79 +148,34 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             optim_wrapper.optimizer.add_param_group(group)
         return optim_wrapper
 
-    def _signature(self, plan) -> dict:
-        """What a resumed checkpoint must share with this config."""
-        eta = self.eta_cfg
-        if eta is not None:
-            eta = {k: v for k, v in eta.items() if k != 'momentum'}
-        signature = dict(
-            method=self.local_cfg['method'],
-            eta=eta,
-            blocks=[plan.boundary_unit(k).name
-                    for k in range(plan.num_blocks - 1)])
-        if self.local_cfg['objective'] is not None:
-            signature['objective'] = self.local_cfg['objective']
-        return signature
-
-    def _plan(self, module: nn.Module):
-        cfg = self.local_cfg
-        balance = resolve_balance_cfg(cfg['balance'])
-        if balance is None:
-            return build_block_plan(module, cfg['num_blocks'],
-                                    cfg['boundaries'], cfg['backbone'])
-        if cfg['boundaries'] is not None:
-            raise PartitionError(
-                'local learning: give `boundaries` or `balance`, not both '
-                '(balance places the boundaries itself).')
-        if cfg['num_blocks'] is None:
-            raise PartitionError('local learning: balance needs num_blocks.')
-        if balance.get('img_scale') is None:
-            raise PartitionError(
-                'local learning: balance needs img_scale=(H, W). mmman\'s '
-                'tools/train.py takes it from the train pipeline\'s last '
-                'resize or crop; this pipeline fixes none (or the config was '
-                'not loaded through mmman.apis.load_config). Give '
-                'balance=dict(img_scale=(H, W)), or balance=None for the '
-                'even split.')
-        units, _ = backbone_units(module, cfg['backbone'])
-        check_num_blocks(units, cfg['num_blocks'])
-        eta = self.eta_cfg or {}
-        branches = int(eta.get('learnable_copy', False)) + int(
-            eta.get('ema', False))
-        img_scale = tuple(balance['img_scale'])
-        cache = (BlockPlanCache(balance['cache_dir'])
-                 if balance.get('cache_dir') else None)
-        key = plan_key(module, img_scale, cfg['num_blocks'],
-                       branches) if cache else None
-        boundaries = cache.get(key) if cache else None
-        if boundaries is None:
-            costs, stem, tail = estimate_costs(
-                module, units,
-                lambda size: synthetic_batch(module, 2, size), img_scale)
-            ends = balanced_ends(units, costs, stem, tail, cfg['num_blocks'],
-                                 branches)
-            boundaries = [units[e].name for e in ends]
-            if cache:
-                cache.put(key, boundaries, img_scale=list(img_scale),
-                          num_blocks=cfg['num_blocks'],
-                          model=type(module).__name__)
-        return build_block_plan(
-            module, boundaries=boundaries, backbone=cfg['backbone'])
-
     def _aux_param_groups(self, aux: LocalAuxiliary, plan) -> list:
         """Param groups of the auxiliary nets.
 
         With ``paramwise_cfg``, the trainable copy eta' of a unit is named
         like that unit (e.g. ``backbone.layer3.0.conv1.weight``), so keys,
         multipliers and decay rules meant for it apply to its copy too; the
-        heads and scaling biases are named ``mmman_aux.*``.
+        heads and scaling biases are named ``mmman_aux.*``. The branch
+        balances of MAN++ (``decay=False``, the default) get no weight
+        decay whatever the rules say.
         """
+        no_decay = {
+            id(p)
+            for m in aux.modules() if getattr(m, 'decay', True) is False
+            for p in m.parameters()
+        }
         if not self.paramwise_cfg:
-            return [
-                dict(params=[p for p in aux.parameters() if p.requires_grad])
+            params = [p for p in aux.parameters() if p.requires_grad]
+            groups = [
+                dict(params=[p for p in params if id(p) not in no_decay]),
+                dict(params=[p for p in params if id(p) in no_decay],
+                     weight_decay=0.0)
             ]
+            return [g for g in groups if g['params']]
         groups: list = []
         self._add_aux_params(groups, aux, '', aux.copy_sources(plan))
+        for group in groups:
+            if any(id(p) in no_decay for p in group['params']):
+                group['weight_decay'] = 0.0
         return groups
 
     def _add_aux_params(self, groups: list, module: nn.Module, path: str,

@@ -28,19 +28,21 @@ The eta copies are taken by :class:`~mmman.engine.LocalLearningHook` when
 training starts, after pretrained weights, ``load_from`` and ``--resume``.
 """
 from contextlib import ExitStack, contextmanager
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
-from mmengine.dist import (all_reduce, all_reduce_params, broadcast,
-                           get_world_size)
+from mmengine.dist import get_world_size
 from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
-from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from mmman.local.auxiliary import LocalAuxiliary
 from mmman.local.partition import BlockPlan
+
+from .block_params import block_param_groups
+from .ddp_sync import all_reduce_grads, broadcast_coalesced
+from .resume_signature import check_resumable
 
 HOOK_HINT = ("add custom_hooks=[dict(type='LocalLearningHook')] to the "
              "config (mmman's configs/_base_/mmman/*_local.py snippets do)")
@@ -50,10 +52,6 @@ class NonFiniteLocalLossError(FloatingPointError):
     """A local loss became NaN or infinite (training stops before a step)."""
 
 
-class PlanMismatchError(RuntimeError):
-    """A checkpoint's local-learning plan differs from the config's."""
-
-
 def _detach(obj):
     """Detach every tensor in a (nested) tuple/list output."""
     if isinstance(obj, torch.Tensor):
@@ -61,18 +59,6 @@ def _detach(obj):
     if isinstance(obj, (list, tuple)):
         return type(obj)(_detach(o) for o in obj)
     return obj
-
-
-def broadcast_coalesced(tensors: List[torch.Tensor], src: int = 0) -> None:
-    """Broadcast ``tensors`` from ``src`` in one message per dtype/device."""
-    buckets: Dict[tuple, List[torch.Tensor]] = {}
-    for t in tensors:
-        buckets.setdefault((t.dtype, t.device), []).append(t)
-    for bucket in buckets.values():
-        flat = _flatten_dense_tensors(bucket)
-        broadcast(flat, src=src)
-        for t, synced in zip(bucket, _unflatten_dense_tensors(flat, bucket)):
-            t.copy_(synced)
 
 
 class LocalLearningMixin:
@@ -109,16 +95,26 @@ class LocalLearningMixin:
         self._handles = []
         self._stepped = False
         self._skipped_run = 0
+        # (block, {term: 0-dim tensor}) of the local losses since the last
+        # step: read with one device sync per step, not one per term.
+        self._pending: List[tuple] = []
         self._last_local = {}
         self._detect_unused = False
-        # Per-block parameter lists for clip_grad, recorded at a first step.
-        self._block_params: Optional[List[List[nn.Parameter]]] = None
-        self._recording: Optional[set] = None
+        self._groups: Optional[List[list]] = None
         self.optimizer.register_step_post_hook(self._mark_stepped)
 
     @property
     def local_enabled(self) -> bool:
         return self.plan is not None and self.plan.num_blocks > 1
+
+    @property
+    def block_groups(self) -> List[list]:
+        """The optimizer's parameters of each block (K lists, from the plan;
+        see :func:`~mmman.engine.block_params.block_param_groups`)."""
+        if self._groups is None:
+            self._groups = block_param_groups(self.plan, self.aux, self.model,
+                                              self._all_params())
+        return self._groups
 
     # ------------------------------------------------------------ copies
     def take_copies(self) -> None:
@@ -158,6 +154,7 @@ class LocalLearningMixin:
 
     def _disarm(self) -> None:
         self._inputs = self._data_samples = None
+        self.aux.forget_batch()  # nothing of the batch outlives the step
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -175,24 +172,58 @@ class LocalLearningMixin:
         return hook
 
     def _local_step(self, k: int, feature: torch.Tensor) -> torch.Tensor:
-        """Local loss of block k, backpropagated now; detached output."""
+        """Local loss of block k, backpropagated now; detached output.
+
+        The loss terms are kept as tensors and checked at the step
+        (:meth:`_check_local`): one device sync per step, not per term.
+        """
         if self._data_samples is None:
             raise RuntimeError(
                 'local learning: the model was called without data_samples; '
                 'local losses need the targets of the batch.')
         losses = self.aux.loss(k, feature, self._data_samples, self._inputs)
         loss, log_vars = self.model.parse_losses(losses)
-        terms = {n: v.item() for n, v in log_vars.items() if n != 'loss'}
-        self._last_local[k] = terms
-        if not torch.isfinite(loss):
-            self._on_nonfinite_local_loss(k, terms)
+        self._pending.append((k, {
+            n: v.detach()
+            for n, v in log_vars.items() if n != 'loss'
+        }))
         self._local_backward(loss)
-        if self._recording is not None:
-            self._record_block(k)
-        for name, value in terms.items():
-            self.message_hub.update_scalar(f'train/local{k + 1}_{name}',
-                                           value)
         return feature.detach()
+
+    def _check_local(self) -> None:
+        """Log the local losses of the step and check them and every local
+        block's gradients for NaN/inf, reading all with one sync."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        values = [v.float().reshape(1) for _, t in pending for v in t.values()]
+        check_grads = not hasattr(self, 'loss_scaler')  # AMP checks its own
+        norms = []
+        if check_grads:
+            for params in self.block_groups[:-1]:
+                grads = [p.grad for p in params if p.grad is not None]
+                norms.append(
+                    torch.stack(torch._foreach_norm(grads)).sum().float()
+                    .reshape(1).to(values[0].device) if grads else
+                    values[0].new_zeros(1))
+        read = torch.cat(values + norms).tolist()
+        pos, bad_loss = 0, None
+        for k, terms in pending:
+            floats = dict(zip(terms, read[pos:pos + len(terms)]))
+            pos += len(terms)
+            self._last_local[k] = floats
+            for name, value in floats.items():
+                self.message_hub.update_scalar(f'train/local{k + 1}_{name}',
+                                               value)
+            if bad_loss is None and not all(map(_finite, floats.values())):
+                bad_loss = (k, floats)
+        if bad_loss is not None:
+            self._on_nonfinite_local_loss(*bad_loss)
+            return
+        for k, norm in enumerate(read[pos:]):
+            if not _finite(norm):
+                self._on_nonfinite_local_grads(k, self._last_local.get(k, {}))
+                return
 
     def _on_nonfinite_local_loss(self, k: int, terms: dict) -> None:
         raise NonFiniteLocalLossError(
@@ -202,6 +233,15 @@ class LocalLearningMixin:
             'stopped before the optimizer step, so no parameter changed. '
             'Lower the learning rate or the loss weight of that block\'s '
             'head, or check its inputs.')
+
+    def _on_nonfinite_local_grads(self, k: int, terms: dict) -> None:
+        raise NonFiniteLocalLossError(
+            f'local learning: the gradients of block {k + 1} '
+            f'({self.plan.boundary_unit(k).name}) are not finite at '
+            f'iteration {self._iteration()}, its local loss is '
+            f'({_fmt(terms)}). Training stopped before the optimizer step, '
+            'so no parameter changed. Lower the learning rate or the loss '
+            'weight of that block\'s head, or check its inputs.')
 
     def _local_backward(self, loss: torch.Tensor) -> None:
         """Backward of a local loss, scaled like the model's own loss."""
@@ -262,15 +302,14 @@ class LocalLearningMixin:
             # no_sync() also stops DDP's own buffer broadcast.
             broadcast_coalesced(
                 list(self.model.buffers()) + list(self.aux.buffers()))
-        if self.clip_grad_kwargs and self._block_params is None:
-            self._start_recording()
 
     def step(self, **kwargs) -> None:
         if not self.local_enabled:
             super().step(**kwargs)
             return
         if get_world_size() > 1:
-            self._all_reduce_grads()
+            all_reduce_grads(self._all_params())
+        self._check_local()
         if self._detect_unused:
             self._report_unused()
         self._stepped = False
@@ -319,64 +358,13 @@ class LocalLearningMixin:
                 logger='current',
                 level=30)
 
-    def _all_reduce_grads(self) -> None:
-        """Mean of the gradients over ranks; a parameter without a gradient
-        on every rank keeps ``grad=None``, as in one process."""
-        params = [
-            p for group in self.optimizer.param_groups
-            for p in group['params'] if p.requires_grad
-        ]
-        if not params:
-            return
-        has_grad = torch.tensor([p.grad is not None for p in params],
-                                dtype=torch.uint8,
-                                device=params[0].device)
-        all_reduce(has_grad, op='max')
-        grads = []
-        for p, used in zip(params, has_grad.tolist()):
-            if used:
-                if p.grad is None:  # used on another rank only
-                    p.grad = torch.zeros_like(p)
-                grads.append(p.grad)
-        all_reduce_params(grads, coalesce=True, op='mean')
-
-    # ------------------------------------------------- per-block clipping
-    def _start_recording(self) -> None:
-        """Record which parameters each local backward reaches (clip_grad).
-
-        Possible only while no gradient is set (a first step): otherwise it
-        is tried again at the next step.
-        """
-        if all(p.grad is None for p in self._all_params()):
-            self._recording = set()
-            self._block_params = []
-
-    def _record_block(self, k: int) -> None:
-        # MLAAN's cascade lets block k's loss reach block k+1's units too:
-        # those belong to block k+1 (or the last block), not to block k.
-        cascade = set()
-        if getattr(self.aux, 'mlaan', None) is not None:
-            cascade = {
-                id(p)
-                for u in self.plan.block_units(k + 1)
-                for p in u.module.parameters()
-            }
-        new = [
-            p for p in self._all_params()
-            if p.grad is not None and id(p) not in self._recording
-            and id(p) not in cascade
-        ]
-        self._recording.update(id(p) for p in new)
-        self._block_params.append(new)
-        if k == self.plan.num_blocks - 2:
-            self._recording = None
-
     def _all_params(self) -> List[nn.Parameter]:
         return [
             p for group in self.optimizer.param_groups
             for p in group['params']
         ]
 
+    # ------------------------------------------------- per-block clipping
     def _clip_grad(self) -> None:
         """Clip every block (its units and auxiliary nets) on its own.
 
@@ -388,15 +376,7 @@ class LocalLearningMixin:
         if not self.local_enabled:
             super()._clip_grad()
             return
-        if self._block_params is None or self._recording is not None:
-            raise RuntimeError(
-                'local learning: per-block clip_grad needs the blocks\' '
-                'parameters, recorded at a step that starts without '
-                'gradients; call zero_grad() before the first step.')
-        local = {id(p) for params in self._block_params for p in params}
-        groups = list(self._block_params) + [[
-            p for p in self._all_params() if id(p) not in local
-        ]]
+        groups = self.block_groups
         for k, params in enumerate(groups):
             params = [p for p in params if p.requires_grad
                       and p.grad is not None]
@@ -422,49 +402,16 @@ class LocalLearningMixin:
         state_dict = dict(state_dict)
         local = state_dict.pop('mmman_local', None)
         saved = state_dict.pop('mmman_plan', None)
-        self._check_resumable(saved, local)
+        check_resumable(self.signature if self.aux is not None else None,
+                        saved, local,
+                        set(self.aux.state_dict()) if self.aux else None)
         if self.aux is not None:
             self.aux.load_state_dict(local)
         super().load_state_dict(state_dict)
 
-    def _check_resumable(self, saved: Optional[dict],
-                         local: Optional[dict]) -> None:
-        """One message when the checkpoint's plan is not this config's."""
-        current = self.signature if self.aux is not None else None
-        if local is None and current is None:
-            return
-        if local is None:
-            diff = ('the checkpoint has no local-learning state (trained end '
-                    f'to end); this config trains with method '
-                    f'"{current["method"]}" over {current["blocks"]}')
-        elif current is None:
-            diff = (f'the checkpoint trained with method "{saved["method"]}"'
-                    if saved else 'the checkpoint holds local-learning '
-                    'state') + '; this config trains end to end'
-        else:
-            diffs = []
-            if saved is not None:
-                diffs = [
-                    f'{key}: checkpoint {saved.get(key)}, config '
-                    f'{current[key]}' for key in current
-                    if saved.get(key) != current[key]
-                ]
-            mine = set(self.aux.state_dict())
-            if not diffs and set(local) != mine:
-                missing = sorted(mine - set(local))[:3]
-                extra = sorted(set(local) - mine)[:3]
-                diffs = ['auxiliary networks: missing in the checkpoint '
-                         f'{missing}, not in this config {extra}']
-            if not diffs:
-                return
-            diff = '; '.join(diffs)
-        raise PlanMismatchError(
-            'local learning: cannot resume, the checkpoint\'s plan differs '
-            f'from this config\'s ({diff}). Resume with the config it was '
-            'trained with, or start from its weights instead: '
-            '`load_from=CKPT` without `resume` (e.g. tools/train.py CONFIG '
-            '--cfg-options load_from=CKPT); the eta copies are then taken '
-            'from the loaded weights.')
+
+def _finite(value: float) -> bool:
+    return value - value == 0.0  # False for NaN and +-inf
 
 
 def _fmt(terms: dict) -> str:

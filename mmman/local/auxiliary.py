@@ -1,67 +1,14 @@
 """The training-only state of local learning: one (eta, head) per boundary."""
-import copy
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
 
 from .man import MomentumAuxNet
-from .mlaan import LeapModule, LinearProbe, run_units
-from .partition import BlockPlan, feature_channels
+from .mlaan import LeapModule, LinearProbe, frozen_bn_stats, run_units
+from .partition import BlockPlan, Unit, feature_channels
 from .targets import LocalTargets
-
-_MAN = dict(learnable_copy=True, ema=True, scale_bias=None)
-
-# One config field switches the enhancement; `eta` may still override the
-# preset for the ablations (e.g. ``eta=dict(learnable_copy=False)`` = EMA
-# only). ``mlaan``: the MLAAN paths (independent + cascade through the real
-# next block + leap module); its eta, if any, sits before the independent aux.
-METHODS = {
-    'e2e': None,
-    'local': dict(eta=None),
-    'dgl': dict(eta=None),  # the former name of 'local' (no enhancement)
-    'man': dict(eta=_MAN),
-    'man++': dict(eta=dict(_MAN, balance=dict(type='BranchBalance'))),
-    'mlaan': dict(eta=None, mlaan=True),
-    'mlaan+man': dict(eta=_MAN, mlaan=True),
-}
-
-
-def _check_method(method: str) -> dict:
-    if method not in METHODS:
-        raise ValueError(f'local learning: unknown method "{method}"; '
-                         f'choose from {sorted(METHODS)}.')
-    return METHODS[method]
-
-
-def resolve_eta_cfg(method: str, eta: Optional[dict],
-                    momentum: float) -> Optional[dict]:
-    """The eta config of ``method``, updated by the ``eta`` overrides."""
-    preset = _check_method(method)
-    if preset is None:
-        return None
-    cfg = copy.deepcopy(preset['eta'])
-    if eta is not None:
-        cfg = dict(cfg or {}, **eta)
-    if cfg is None:
-        return None
-    cfg.setdefault('momentum', momentum)
-    return cfg
-
-
-def resolve_mlaan_cfg(method: str, mlaan: Optional[dict],
-                      momentum: float) -> Optional[dict]:
-    """MLAAN settings of ``method`` (None when it is no MLAAN method)."""
-    preset = _check_method(method)
-    if not (preset or {}).get('mlaan'):
-        if mlaan is not None:
-            raise ValueError('local learning: `mlaan` settings need method '
-                             '\'mlaan\' or \'mlaan+man\'.')
-        return None
-    cfg = dict(wx=0.001, wy=0.999, leap_units=1, momentum=momentum)
-    cfg.update(mlaan or {})
-    return cfg
 
 
 class LocalAuxiliary(nn.Module):
@@ -101,35 +48,40 @@ class LocalAuxiliary(nn.Module):
         if mlaan is not None:
             self.probes = nn.ModuleList()
             self.leaps = nn.ModuleList()
+            if eta is not None:
+                self.man_heads = nn.ModuleList()
         num_local = plan.num_blocks - 1
         heads = per_block(head, num_local, 'aux_head')
         for k in range(num_local):
             feat = plan.boundary_unit(k).module
             tokens = _is_token_unit(feat)
+            channels = feature_channels(feat)
             if eta is not None:
                 nxt = plan.next_unit(k).module
-                channels = feature_channels(nxt)
+                eta_channels = feature_channels(nxt)
                 self.etas.append(
-                    MomentumAuxNet(nxt, num_channels=channels, **eta))
+                    MomentumAuxNet(nxt, num_channels=eta_channels, **eta))
             else:
-                channels = feature_channels(feat)
+                eta_channels = channels
                 self.etas.append(nn.Identity())
-            if mlaan is not None:
-                if num_classes is None:
-                    num_classes = heads[k]['num_classes']
-                self.probes.append(
-                    LinearProbe(channels, num_classes, tokens=tokens))
-                leap = LeapModule(
-                    leap_units(plan, k, mlaan['leap_units']),
-                    momentum=mlaan['momentum'])
-                self.leaps.append(leap)
-                last = (leap.units[-1] if len(leap.units) else
-                        plan.block_units(k + 1)[-1].module)
-                channels = feature_channels(last)
+            if mlaan is None:
+                self.heads.append(_build_head(heads[k], eta_channels, tokens))
+                continue
+            if num_classes is None:
+                num_classes = heads[k]['num_classes']
+            self.probes.append(
+                LinearProbe(channels, num_classes, tokens=tokens))
+            leap = LeapModule(
+                leap_units(plan, k, mlaan['leap_units']),
+                momentum=mlaan['momentum'])
+            self.leaps.append(leap)
+            last = (leap.units[-1] if len(leap.units) else
+                    plan.block_units(k + 1)[-1].module)
             self.heads.append(
-                MODELS.build(
-                    heads[k],
-                    default_args=dict(in_channels=channels, tokens=tokens)))
+                _build_head(heads[k], feature_channels(last), tokens))
+            if eta is not None:
+                self.man_heads.append(
+                    _build_head(heads[k], eta_channels, tokens))
         # Persistent flag: copies were taken from the (pretrained) next layer.
         self.register_buffer('initialized', torch.tensor(False))
         self._plan = plan  # MLAAN runs the real next block
@@ -151,6 +103,25 @@ class LocalAuxiliary(nn.Module):
         self._cache = (data_samples, inputs, found)
         return found
 
+    def forget_batch(self) -> None:
+        """Drop the cached targets (and InfoPro's image) of the last batch."""
+        self._cache = None
+
+    def block_parts(self, k: int) -> List[nn.Module]:
+        """The auxiliary modules that block ``k``'s loss trains."""
+        parts = [self.etas[k], self.heads[k]]
+        for name in ('probes', 'leaps', 'man_heads'):
+            if hasattr(self, name):
+                parts.append(getattr(self, name)[k])
+        return parts
+
+    def eta(self, k: int, feature: torch.Tensor) -> torch.Tensor:
+        """eta of block ``k`` on its output (after the next unit's
+        parameter-free ``pre`` layers, as the next block runs them)."""
+        if isinstance(self.etas[k], nn.Identity):
+            return feature
+        return self._plan.next_unit(k).run(feature, self.etas[k])
+
     def _head_loss(self, head: nn.Module, x: torch.Tensor,
                    targets: LocalTargets) -> Dict[str, torch.Tensor]:
         if getattr(head, 'uses_local_targets', False):
@@ -164,21 +135,31 @@ class LocalAuxiliary(nn.Module):
              inputs: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Local loss of block ``k``: f(Phi(eta(feature))).
 
-        With MLAAN: ``wx * probe(eta(h)) + wy * f(Phi(leap(n_{k+1}(h))))``.
+        With MLAAN: ``wx * CE(probe(h)) + wy * f(Phi(leap(n_{k+1}(h))))``,
+        and with MLAAN + MAN also ``wm * f(Phi_m(eta(h)))`` (terms suffixed
+        ``_man``).
         """
         targets = self.targets(data_samples, inputs)
-        z = self.etas[k](feature)
         if self.mlaan is None:
-            return self._head_loss(self.heads[k], z, targets)
-        wx, wy = self.mlaan['wx'], self.mlaan['wy']
+            return self._head_loss(self.heads[k], self.eta(k, feature),
+                                   targets)
+        cfg = self.mlaan
         losses = {
-            'loss_indep': wx * targets.class_loss(self.probes[k](z))
+            'loss_indep': cfg['wx'] * targets.class_loss(
+                self.probes[k](feature))
         }
-        units = [u.module for u in self._plan.block_units(k + 1)]
-        c = self.leaps[k](run_units(units, feature))
-        cascade = self._head_loss(self.heads[k], c, targets)
-        for name, value in cascade.items():
-            losses[name] = wy * value if 'loss' in name else value
+        units = self._plan.block_units(k + 1)
+        if cfg['cascade_bn_update']:
+            nxt = run_units(units, feature)
+        else:
+            with frozen_bn_stats([u.module for u in units]):
+                nxt = run_units(units, feature)
+        cascade = self._head_loss(self.heads[k], self.leaps[k](nxt), targets)
+        losses.update(_weighted(cascade, cfg['wy']))
+        if hasattr(self, 'man_heads'):
+            man = self._head_loss(self.man_heads[k], self.eta(k, feature),
+                                  targets)
+            losses.update(_weighted(man, cfg['wm'], suffix='_man'))
         return losses
 
     def reset_copies(self, plan: BlockPlan) -> None:
@@ -188,7 +169,7 @@ class LocalAuxiliary(nn.Module):
             if isinstance(eta, MomentumAuxNet):
                 eta.reset(plan.next_unit(k).module)
         for k, leap in enumerate(getattr(self, 'leaps', [])):
-            leap.reset(leap_units(plan, k, self.mlaan['leap_units']))
+            leap.reset(self._leap_sources(plan, k))
         self.initialized.fill_(True)
 
     def update_ema(self, plan: BlockPlan) -> None:
@@ -198,7 +179,7 @@ class LocalAuxiliary(nn.Module):
             if isinstance(eta, MomentumAuxNet):
                 eta.update(plan.next_unit(k).module)
         for k, leap in enumerate(getattr(self, 'leaps', [])):
-            leap.update(leap_units(plan, k, self.mlaan['leap_units']))
+            leap.update(self._leap_sources(plan, k))
 
     def follow_modes(self, plan: BlockPlan) -> None:
         """Train the heads; give the copies their sources' modes."""
@@ -207,7 +188,12 @@ class LocalAuxiliary(nn.Module):
             if isinstance(eta, MomentumAuxNet):
                 eta.follow(plan.next_unit(k).module)
         for k, leap in enumerate(getattr(self, 'leaps', [])):
-            leap.follow(leap_units(plan, k, self.mlaan['leap_units']))
+            leap.follow(self._leap_sources(plan, k))
+
+    def _leap_sources(self, plan: BlockPlan, k: int) -> List[nn.Module]:
+        return [
+            u.module for u in leap_units(plan, k, self.mlaan['leap_units'])
+        ]
 
     def copy_sources(self, plan: BlockPlan) -> Dict[str, str]:
         """``{path of a trainable copy in this module: unit it copies}``
@@ -226,18 +212,28 @@ class LocalAuxiliary(nn.Module):
 def leap_unit_names(plan: BlockPlan, k: int, num: int) -> list:
     """Names of the units the leap module of block ``k`` copies: the
     ``num`` units after block k+1 (none when k+1 is the last block)."""
-    if k + 1 >= plan.num_blocks - 1:
-        return []
-    start = plan.ends[k + 1] + 1
-    return [u.name for u in plan.units[start:start + num]]
+    return [u.name for u in leap_units(plan, k, num)]
 
 
-def leap_units(plan: BlockPlan, k: int, num: int) -> list:
+def leap_units(plan: BlockPlan, k: int, num: int) -> List[Unit]:
     """The source units of block ``k``'s leap module."""
     if k + 1 >= plan.num_blocks - 1:
         return []
     start = plan.ends[k + 1] + 1
-    return [u.module for u in plan.units[start:start + num]]
+    return list(plan.units[start:start + num])
+
+
+def _build_head(cfg: dict, channels: int, tokens: bool) -> nn.Module:
+    return MODELS.build(
+        cfg, default_args=dict(in_channels=channels, tokens=tokens))
+
+
+def _weighted(losses: dict, weight: float, suffix: str = '') -> dict:
+    """``weight`` times every loss term (others, e.g. accuracies, kept)."""
+    return {
+        f'{n}{suffix}': weight * v if 'loss' in n else v
+        for n, v in losses.items()
+    }
 
 
 def per_block(value, num: int, name: str) -> list:

@@ -58,10 +58,14 @@ class ChannelScaleBias(nn.Module):
 
     Args:
         num_channels (int): C.
+        decay (bool): Apply the optimizer's weight decay to gamma and beta.
+            Off by default: decay pulls gamma toward 0 (switching eta'' off),
+            not toward its neutral 1 (docs/methods.md).
     """
 
-    def __init__(self, num_channels: int):
+    def __init__(self, num_channels: int, decay: bool = False):
         super().__init__()
+        self.decay = decay
         self.scale = nn.Parameter(torch.ones(num_channels))
         self.bias = nn.Parameter(torch.zeros(num_channels))
 
@@ -78,10 +82,19 @@ class BranchBalance(nn.Module):
 
     One learnable scalar ``s`` per block, initialised to 1 (both branches
     weighted equally, i.e. MAN's sum at the start).
+
+    Args:
+        init (float): Initial ``s``.
+        decay (bool): Apply the optimizer's weight decay to ``s``. Off by
+            default: decay pulls ``s`` toward 0, i.e. eta -> 2 eta'', not
+            toward its neutral 1 (SGD lr 0.02, wd 1e-4 takes s from 1 to
+            0.165 over 90k steps with no gradient; docs/methods.md). The
+            published code decays it (``decay=True``).
     """
 
-    def __init__(self, init: float = 1.0):
+    def __init__(self, init: float = 1.0, decay: bool = False):
         super().__init__()
+        self.decay = decay
         self.s = nn.Parameter(torch.tensor(float(init)))
 
     def forward(self, copy_out: torch.Tensor,

@@ -7,22 +7,47 @@ the *real* block k+1 (shared parameters) on block k's output, so block k's
 loss also trains block k+1 (exactly one block of overlap); the leap module
 holds trainable copies of the units after block k+1, the first of them summed
 with its EMA copy (eta' + eta'', as in MAN).
+
+The cascade runs block k+1 in its own mode but leaves its BatchNorm running
+statistics alone (:func:`frozen_bn_stats`): the real forward pass already
+updates them once per step, as end-to-end training would; MLAAN's reference
+code updates them twice (``cascade_bn_update=True`` keeps that).
 """
+from contextlib import contextmanager
 from typing import List, Sequence
 
 import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .man import MomentumAuxNet, detached_copy, follow_mode
+from .partition import Unit
 
 
-def run_units(units: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    """Run the real units in order, bypassing their forward hooks (the
-    wrapper's boundary hook of the next block must not fire here)."""
+def run_units(units: Sequence[Unit], x: torch.Tensor) -> torch.Tensor:
+    """Run the real units in order (with their parameter-free ``pre``
+    layers), bypassing their forward hooks (the wrapper's boundary hook of
+    the next block must not fire here)."""
     for unit in units:
-        x = unit.forward(x)
+        x = unit.run(x)
     return x
+
+
+@contextmanager
+def frozen_bn_stats(modules: Sequence[nn.Module]):
+    """BatchNorms inside ``modules`` normalise as their mode says (batch
+    statistics in train mode) without updating their running statistics or
+    ``num_batches_tracked``."""
+    norms = [m for module in modules for m in module.modules()
+             if isinstance(m, _BatchNorm) and m.track_running_stats]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
 
 
 @MODELS.register_module()
@@ -54,18 +79,20 @@ class LeapModule(nn.Module):
     CIFAR code updates only the last module's, a bug not copied).
 
     Args:
-        units (list[nn.Module]): Source units, consecutive (may be empty:
-            then the module is the identity).
+        units (list[Unit]): Source units, consecutive (may be empty: then
+            the module is the identity); each copy runs after its unit's
+            parameter-free ``pre`` layers.
         momentum (float): EMA momentum, paper convention (0.995).
     """
 
-    def __init__(self, units: Sequence[nn.Module], momentum: float = 0.995):
+    def __init__(self, units: Sequence[Unit], momentum: float = 0.995):
         super().__init__()
         self.first = None
+        self._pre = [u.pre for u in units]  # the model's parameter-free layers
         if len(units):
             self.first = MomentumAuxNet(
-                units[0], num_channels=0, momentum=momentum)
-        self.rest = nn.ModuleList(detached_copy(u) for u in units[1:])
+                units[0].module, num_channels=0, momentum=momentum)
+        self.rest = nn.ModuleList(detached_copy(u.module) for u in units[1:])
 
     @property
     def units(self) -> List[nn.Module]:
@@ -78,12 +105,17 @@ class LeapModule(nn.Module):
         return f'{prefix}.first.copy' if i == 0 else f'{prefix}.rest.{i - 1}'
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.first is None:
-            return x
-        x = self.first(x)
-        for unit in self.rest:
+        for pre, unit in zip(self._pre, self.units_with_ema()):
+            for layer in pre:
+                x = layer(x)
             x = unit(x)
         return x
+
+    def units_with_ema(self) -> List[nn.Module]:
+        """What runs, in forward order: eta' + eta'' of the first unit, then
+        the trainable copies of the others."""
+        return ([self.first] if self.first is not None else []) + list(
+            self.rest)
 
     @torch.no_grad()
     def reset(self, sources: Sequence[nn.Module]) -> None:

@@ -27,10 +27,22 @@ class Unit:
         name (str): Module path inside the model, e.g. ``backbone.layer2.3``.
         module (nn.Module): The unit itself.
         trainable (bool): Whether any of its parameters requires grad.
+        pre (tuple[nn.Module]): Parameter-free layers the backbone runs
+            between the previous unit and this one (VGG's stage max-pools):
+            whatever runs this unit on the previous unit's output (MAN's eta,
+            MLAAN's cascade and leap module) runs them first.
     """
     name: str
     module: nn.Module
     trainable: bool
+    pre: Tuple[nn.Module, ...] = ()
+
+    def run(self, x, module: Optional[nn.Module] = None):
+        """``pre`` then the unit (or ``module``, a copy of it) on ``x``,
+        bypassing the unit's forward hooks."""
+        for layer in self.pre:
+            x = layer(x)
+        return (self.module.forward if module is None else module)(x)
 
 
 @dataclass(frozen=True)
@@ -141,20 +153,24 @@ def _resnet_stem_units(backbone: nn.Module):
 def _vgg_units(backbone: nn.Module):
     """Conv layers of MMPretrain's VGG (``features``, ``range_sub_modules``).
 
-    A stage's max-pool has no parameters and is no unit: it runs at the start
-    of the next block. A classifier inside the backbone (``num_classes > 0``)
-    belongs to the last block.
+    A stage's max-pool has no parameters and is no unit: it is the ``pre``
+    of the next stage's first conv (so it runs at the start of the next
+    block, and before any copy of that conv). A classifier inside the
+    backbone (``num_classes > 0``) belongs to the last block.
     """
     name = getattr(backbone, 'module_name', None)
     stages = getattr(backbone, 'range_sub_modules', None)
     features = getattr(backbone, name, None) if isinstance(name, str) else None
     if not isinstance(features, nn.Sequential) or not stages:
         return None
-    units, last_of_stage = [], []
+    units, last_of_stage, pending = [], [], []
     for start, end in stages:
         for j in range(start, end):
             if any(True for _ in features[j].parameters()):
-                units.append((f'{name}.{j}', features[j]))
+                units.append((f'{name}.{j}', features[j], tuple(pending)))
+                pending = []
+            elif units:  # before the first conv it is the stem's
+                pending.append(features[j])
         last_of_stage.append(len(units) - 1)
     output_units = [
         last_of_stage[i] for i in sorted(backbone.out_indices)
@@ -218,8 +234,8 @@ def backbone_units(model: nn.Module,
             named, output_units = found
             units = [
                 Unit(f'{backbone}.{name}', m,
-                     any(p.requires_grad for p in m.parameters()))
-                for name, m in named
+                     any(p.requires_grad for p in m.parameters()), *pre)
+                for name, m, *pre in named
             ]
             return units, output_units
     raise PartitionError(

@@ -15,20 +15,29 @@ from mmman.local.targets import LocalTargets
 
 def image_level_targets(data_samples: Sequence,
                         num_classes: int,
-                        ignore_index: int = 255) -> Tuple[torch.Tensor, bool]:
+                        ignore_index: int = 255) -> Tuple[torch.Tensor, str]:
     """Targets for an image-level auxiliary classifier.
 
     Returns:
-        tuple: ``(targets, multi_label)``: class indices of shape (N,) for
-        single-label samples, else a multi-hot float tensor of shape (N, C).
+        tuple: ``(targets, kind)``: ``'index'``: class indices of shape (N,)
+        (single-label samples); ``'soft'``: the class probabilities of shape
+        (N, C) that MMPretrain's batch augments (Mixup, CutMix) set as
+        ``gt_score``, which the host head learns instead of ``gt_label``;
+        ``'multi_hot'``: the (N, C) set of classes present (multi-label
+        samples, detection boxes, segmentation maps).
     """
     if not data_samples:
         raise ValueError('local learning needs the data samples of the batch')
     sample = data_samples[0]
+    if 'gt_score' in sample and 'gt_label' in sample and all(
+            s.gt_label.numel() == 1 for s in data_samples):
+        # Mixed (or label-smoothed) single-label samples: MMPretrain's
+        # ClsHead trains on gt_score whenever it is set.
+        return torch.stack([s.gt_score for s in data_samples]).float(), 'soft'
     if 'gt_label' in sample:
         labels = [s.gt_label.reshape(-1) for s in data_samples]
         if all(len(label) == 1 for label in labels):
-            return torch.cat(labels).long(), False
+            return torch.cat(labels).long(), 'index'
         present = labels  # multi-label classification samples
     elif 'gt_instances' in sample:
         present = [s.gt_instances.labels for s in data_samples]
@@ -46,7 +55,7 @@ def image_level_targets(data_samples: Sequence,
     targets = torch.zeros(len(present), num_classes, device=device)
     for i, labels in enumerate(present):
         targets[i, labels.long()] = 1.0
-    return targets, True
+    return targets, 'multi_hot'
 
 
 class TaskTargets:
@@ -88,14 +97,16 @@ class TaskTargets:
     def __call__(self, data_samples: Sequence,
                  inputs: Optional[torch.Tensor] = None) -> LocalTargets:
         try:
-            labels, multi_label = image_level_targets(
-                data_samples, self.num_classes, self.ignore_index)
+            labels, kind = image_level_targets(data_samples,
+                                               self.num_classes,
+                                               self.ignore_index)
         except ValueError:  # no image-level labels: dense heads only
-            labels, multi_label = None, False
+            labels, kind = None, 'index'
         return LocalTargets(
             data_samples=data_samples,
             labels=labels,
-            multi_label=multi_label,
+            multi_label=kind == 'multi_hot',
+            soft=kind == 'soft',
             inputs=inputs,
             mean=self.mean,
             std=self.std)

@@ -13,6 +13,10 @@ MMPretrain checkpoints hold (surveyed in tests/test_schedulers_checkpoint.py):
 - ``OneCycleParamScheduler``'s ``anneal_func``, a static method pickled as
   ``getattr(OneCycleParamScheduler, '_annealing_cos')``.
 
+mmman's own checkpoints written before the plan signature held only builtins
+also hold MMEngine ``ConfigDict`` objects (pickled as ``ConfigDict(dict)``):
+they are read back as plain dicts.
+
 Local checkpoints therefore go through torch's own weights-only unpickler
 with these types allowed for the duration of the load
 (``torch.serialization.safe_globals``). ``getattr`` itself is never allowed:
@@ -47,6 +51,11 @@ def _restricted_getattr(obj, name):
         f'refused getattr({owner.__name__}, {name!r}) in a checkpoint')
 
 
+def _config_dict_as_dict(items) -> dict:
+    """What an old checkpoint's ``ConfigDict(items)`` is loaded as."""
+    return dict(items)
+
+
 def _numpy_globals() -> list:
     """numpy arrays, scalars and dtypes, under numpy 1 and numpy 2 names."""
     try:
@@ -65,7 +74,9 @@ def checkpoint_safe_globals() -> list:
     """What mmman adds to torch's weights-only allowlist for a load."""
     return [
         frozenset, slice, HistoryBuffer, *GETATTR_ALLOWED,
-        (_restricted_getattr, 'builtins.getattr'), *_numpy_globals()
+        (_restricted_getattr, 'builtins.getattr'),
+        (_config_dict_as_dict, 'mmengine.config.config.ConfigDict'),
+        *_numpy_globals()
     ]
 
 

@@ -1,0 +1,92 @@
+"""What a resumed checkpoint must share with the config: the plan signature.
+
+The signature (method, objective, eta branches, block ends) is saved as
+``checkpoint['optimizer']['mmman_plan']``. It holds plain builtins only
+(dict, list, str, numbers, bool, None), so that mmman's weights-only
+checkpoint loader reads it back: MMEngine hands configs around as
+``ConfigDict`` objects, which that loader refuses to unpickle.
+"""
+from collections.abc import Mapping
+from typing import Optional
+
+from mmman.local.partition import BlockPlan
+
+
+class PlanMismatchError(RuntimeError):
+    """A checkpoint's local-learning plan differs from the config's."""
+
+
+def to_builtins(value):
+    """``value`` with every mapping a ``dict`` and every sequence a
+    ``list``, recursively (``ConfigDict`` and tuples included)."""
+    if isinstance(value, Mapping):
+        return {str(k): to_builtins(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_builtins(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f'local learning: cannot save {type(value).__name__} '
+                    f'({value!r}) in the plan signature.')
+
+
+def plan_signature(method: str, objective, eta_cfg: Optional[dict],
+                   plan: BlockPlan) -> dict:
+    """The signature of a run, in plain builtins."""
+    eta = None
+    if eta_cfg is not None:
+        eta = {k: v for k, v in eta_cfg.items() if k != 'momentum'}
+    signature = dict(
+        method=method,
+        eta=eta,
+        blocks=[
+            plan.boundary_unit(k).name for k in range(plan.num_blocks - 1)
+        ])
+    if objective is not None:
+        signature['objective'] = objective
+    return to_builtins(signature)
+
+
+def check_resumable(current: Optional[dict], saved: Optional[dict],
+                    local: Optional[dict], aux_keys: Optional[set]) -> None:
+    """Raise one :class:`PlanMismatchError` when a checkpoint's plan is not
+    this config's.
+
+    Args:
+        current (dict, optional): This config's signature (None: end to end).
+        saved (dict, optional): The checkpoint's signature.
+        local (dict, optional): The checkpoint's auxiliary state.
+        aux_keys (set, optional): This config's auxiliary state keys.
+    """
+    if local is None and current is None:
+        return
+    if local is None:
+        diff = ('the checkpoint has no local-learning state (trained end '
+                f'to end); this config trains with method '
+                f'"{current["method"]}" over {current["blocks"]}')
+    elif current is None:
+        diff = (f'the checkpoint trained with method "{saved["method"]}"'
+                if saved else 'the checkpoint holds local-learning '
+                'state') + '; this config trains end to end'
+    else:
+        diffs = []
+        if saved is not None:
+            saved = to_builtins(saved)  # older checkpoints: ConfigDicts
+            diffs = [
+                f'{key}: checkpoint {saved.get(key)}, config {current[key]}'
+                for key in current if saved.get(key) != current[key]
+            ]
+        if not diffs and set(local) != aux_keys:
+            missing = sorted(aux_keys - set(local))[:3]
+            extra = sorted(set(local) - aux_keys)[:3]
+            diffs = ['auxiliary networks: missing in the checkpoint '
+                     f'{missing}, not in this config {extra}']
+        if not diffs:
+            return
+        diff = '; '.join(diffs)
+    raise PlanMismatchError(
+        'local learning: cannot resume, the checkpoint\'s plan differs '
+        f'from this config\'s ({diff}). Resume with the config it was '
+        'trained with, or start from its weights instead: '
+        '`load_from=CKPT` without `resume` (e.g. tools/train.py CONFIG '
+        '--cfg-options load_from=CKPT); the eta copies are then taken '
+        'from the loaded weights.')
