@@ -9,7 +9,7 @@ from mmman.local import backbone_units
 from mmman.local.balance import balanced_ends, estimate_costs
 from mmman.local.partition import PartitionError, Unit
 from mmman.utils import measure_train_step
-from mmman.utils.synthetic import synthetic_batch
+from mmman.tasks import synthetic_batch
 from test_memory import _light_head_model
 
 

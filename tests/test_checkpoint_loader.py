@@ -1,6 +1,10 @@
-"""The local checkpoint loader mmman registers stays safe."""
+"""The local checkpoint loader mmman registers stays safe, and is installed
+only where mmman asks for it (tools, LocalLearningHook's run), never by an
+import."""
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +13,45 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
 import mmman  # noqa: F401
+from mmman.utils import mmengine_checkpoints_allowed
+
+
+@pytest.fixture(autouse=True)
+def safe_loader():
+    with mmengine_checkpoints_allowed():
+        yield
+
+
+def _local_loader_name(code=''):
+    script = (f'{code}\nfrom mmengine.runner import CheckpointLoader\n'
+              "print(CheckpointLoader._get_checkpoint_loader('').__name__)")
+    out = subprocess.run([sys.executable, '-c', script], check=True,
+                         capture_output=True, text=True).stdout
+    return out.strip().splitlines()[-1]
+
+
+def test_importing_mmman_installs_no_loader():
+    assert _local_loader_name('import mmman') == _local_loader_name() == \
+        'load_from_local'
+
+
+def test_local_learning_hook_scopes_the_loader_to_its_run():
+    from mmengine.runner.checkpoint import load_from_local
+
+    from mmman.engine import LocalLearningHook
+    from mmman.utils import restore_checkpoint_loader
+    from mmman.utils.checkpoint import load_local_checkpoint
+    outer = CheckpointLoader._get_checkpoint_loader('')  # the fixture's
+    restore_checkpoint_loader(load_from_local)  # MMEngine's own
+    try:
+        hook = LocalLearningHook()
+        hook.before_run(runner=None)
+        assert CheckpointLoader._get_checkpoint_loader('') is \
+            load_local_checkpoint
+        hook.after_run(runner=None)
+        assert CheckpointLoader._get_checkpoint_loader('') is load_from_local
+    finally:
+        restore_checkpoint_loader(outer)
 
 
 class _Custom:

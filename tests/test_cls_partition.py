@@ -172,14 +172,30 @@ def test_vgg13_k10_one_block_per_conv():
 
 
 def test_vgg13_trains_block_by_block():
-    model = build('mmpretrain', vgg13())
-    wrapper = local_wrapper(model, lr=0.01, method='man++', num_blocks=10,
-                            aux_head=dict(type='ClsAuxHead'))
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    model.train_step(cls_batch(), wrapper)
-    for unit in wrapper.plan.units:
-        assert not torch.equal(before[f'{unit.name}.conv.weight'],
-                               model.get_parameter(f'{unit.name}.conv.weight'))
+    """Each conv is a block: every one learns, and only from its own local
+    loss (the host head's loss weight does not reach blocks 1..K-1)."""
+    def step(head_weight):
+        model = build('mmpretrain', vgg13())
+        model.head.loss_module.loss_weight = head_weight
+        wrapper = local_wrapper(model, lr=0.01, method='man++',
+                                num_blocks=10,
+                                aux_head=dict(type='ClsAuxHead'))
+        before = {n: p.detach().clone()
+                  for n, p in model.named_parameters()}
+        model.train_step(cls_batch(), wrapper)
+        plan = wrapper.plan
+        return plan, {n: p.detach() - before[n]
+                      for n, p in model.named_parameters()}
+
+    plan, base = step(1.0)
+    _, loud = step(100.0)
+    for k, unit in enumerate(plan.units):
+        name = f'{unit.name}.conv.weight'
+        assert base[name].abs().sum() > 0, name
+        if k < plan.num_blocks - 1:
+            torch.testing.assert_close(loud[name], base[name], msg=name)
+        else:
+            assert not torch.allclose(loud[name], base[name]), name
 
 
 def test_mmpretrain_vision_transformer():

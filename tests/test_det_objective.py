@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from helpers import build, det_batch, det_model_cfg, local_wrapper
-from mmman.local import ImageClassAuxHead
-from mmman.tasks import DenseDetAuxHead
+from mmman.heads import DenseDetAuxHead, ImageClassAuxHead
 
 
 def test_dense_head_is_centernet_on_the_box_centres():

@@ -1,6 +1,8 @@
-"""Layering: ``mmman/local`` (the method) imports nothing of ``mmman.tasks``
-(the task adapters) or ``mmman.engine`` (the optim wrapper), in any of
-Python's import forms.
+"""Layering: each package of mmman imports only the packages that
+docs/architecture.md allows it (its table "Packages" is read here), in any
+of Python's import forms; e.g. ``mmman/local`` (the method) imports nothing
+of ``mmman.tasks`` (the task adapters) or ``mmman.engine`` (the optim
+wrapper), and ``mmman/utils`` nothing of mmman.
 
 Every ``.py`` file under the package is parsed with :mod:`ast`; each
 ``import``/``from ... import`` statement anywhere in it (module level,
@@ -12,16 +14,38 @@ import ast
 import importlib.util
 import os
 import os.path as osp
+import re
+import shutil
 
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+MAP = osp.join(ROOT, 'docs', 'architecture.md')
 
-# package directory (relative to the repository root) -> the packages none of
-# its files may import
-RULES = {
-    'mmman/local': ('mmman.tasks', 'mmman.engine'),
-}
+
+def allowed_imports(path=MAP):
+    """``{package: set of mmman packages it may import}`` from the map's
+    table (rows ``| `mmman.x` | owns | `mmman.y`, ... or – |``)."""
+    rules = {}
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip('|').split('|')]
+            if len(cells) == 3 and re.fullmatch(r'`mmman\.\w+`', cells[0]):
+                rules[cells[0].strip('`')] = set(
+                    re.findall(r'`(mmman\.\w+)`', cells[2]))
+    return rules
+
+
+def forbidden_imports(rules):
+    """``{package dir: packages none of its files may import}``."""
+    return {
+        name.replace('.', '/'): tuple(
+            sorted(set(rules) - allowed - {name}))
+        for name, allowed in rules.items()
+    }
+
+
+RULES = forbidden_imports(allowed_imports())
 
 
 def imported_modules(source, package):
@@ -143,7 +167,35 @@ def test_the_check_finds_all_four_forms_in_a_package(tmp_path):
     ]
 
 
+def test_the_map_names_every_package():
+    packages = sorted(
+        f'mmman.{d}' for d in os.listdir(osp.join(ROOT, 'mmman'))
+        if osp.isfile(osp.join(ROOT, 'mmman', d, '__init__.py')))
+    assert sorted(allowed_imports()) == packages
+    assert RULES['mmman/utils'] == tuple(
+        sorted(p for p in packages if p != 'mmman.utils'))
+    assert 'mmman.engine' in RULES['mmman/local']
+
+
 @pytest.mark.parametrize('package_dir', sorted(RULES))
 def test_layering(package_dir):
     assert osp.isfile(osp.join(ROOT, package_dir, '__init__.py'))
     assert layering_violations(package_dir, RULES[package_dir]) == []
+
+
+@pytest.mark.parametrize('package_dir, line', [
+    ('mmman/local', 'from ..engine.hooks import LocalLearningHook'),
+    ('mmman/utils', 'from mmman.tasks import infer_num_classes'),
+    ('mmman/heads', 'import mmman.engine.optim_wrapper'),
+    ('mmman/tasks', 'from .. import heads'),
+])
+def test_a_broken_rule_fails_on_a_copy_of_the_package(tmp_path, package_dir,
+                                                      line):
+    """The real package, copied, with one import that breaks its rule."""
+    shutil.copytree(osp.join(ROOT, 'mmman'), tmp_path / 'mmman',
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    target = tmp_path / package_dir / '__init__.py'
+    target.write_text(target.read_text() + f'\n{line}\n')
+    bad = layering_violations(package_dir, RULES[package_dir],
+                              root=str(tmp_path))
+    assert bad and all(b.startswith(f'{package_dir}/__init__.py') for b in bad)

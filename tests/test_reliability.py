@@ -250,7 +250,9 @@ def test_paramwise_cfg_reaches_the_eta_copies(paramwise):
 
 def test_block_params_copy_is_not_deepcopy_of_wrapper():
     """Between steps the model carries no hook of the wrapper, so a deep copy
-    (MMEngine's EMAHook) is the plain model."""
+    (MMEngine's EMAHook) is the plain model: no auxiliary module, no hook,
+    the plain model's state and outputs."""
+    from mmman.local import LocalAuxiliary, MomentumAuxNet
     model = _model()
     wrapper = local_wrapper(model, method='man++', num_blocks=3)
     model.train_step(seg_batch(), wrapper)
@@ -258,8 +260,18 @@ def test_block_params_copy_is_not_deepcopy_of_wrapper():
              if m._forward_hooks or m._forward_pre_hooks]
     assert not hooks
     clone = copy.deepcopy(model)
-    assert sum(p.numel() for p in clone.parameters()) == sum(
-        p.numel() for p in model.parameters())
+    assert not [m for m in clone.modules()
+                if isinstance(m, (LocalAuxiliary, MomentumAuxNet))]
+    assert not [m for m in clone.modules()
+                if m._forward_hooks or m._forward_pre_hooks]
+    assert list(clone.state_dict()) == list(model.state_dict())
+    model.eval()
+    clone.eval()
+    data = model.data_preprocessor(seg_batch(seed=2), False)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            clone(data['inputs'], data['data_samples'], mode='tensor'),
+            model(data['inputs'], data['data_samples'], mode='tensor'))
 
 
 def test_detect_anomalous_params_sees_every_block(tmp_path):

@@ -189,6 +189,39 @@ def test_branch_balance_scalar_gets_no_weight_decay(paramwise):
     assert [float(s) for s in scalars] == [1.0] * len(scalars)
 
 
+def test_checkpoint_from_before_the_no_decay_group_resumes_its_momentum():
+    """Older MAN++ checkpoints hold every auxiliary parameter in one group:
+    the optimizer state is split the way the current groups are."""
+    model = build('mmseg', seg_model_cfg())
+    wrapper = local_wrapper(model, lr=0.1, method='man++', num_blocks=3,
+                            optimizer=dict(type='SGD', lr=0.1, momentum=0.9,
+                                           weight_decay=1e-4))
+    for seed in (0, 1):
+        model.train_step(seg_batch(seed=seed), wrapper)
+    state = wrapper.state_dict()
+    *model_groups, aux, no_decay = state['param_groups']
+    assert no_decay['weight_decay'] == 0.0 and len(no_decay['params']) == 2
+    aux_params = [p for p in wrapper.aux.parameters() if p.requires_grad]
+    index = {id(p): i for i, p in enumerate(wrapper._all_params())}
+    legacy = dict(aux, params=[index[id(p)] for p in aux_params])
+    legacy.pop('mmman_no_decay', None)
+    old = dict(state, param_groups=model_groups + [legacy])
+
+    fresh_model = build('mmseg', seg_model_cfg())
+    fresh = local_wrapper(fresh_model, lr=0.1, method='man++', num_blocks=3,
+                          optimizer=dict(type='SGD', lr=0.1, momentum=0.9,
+                                         weight_decay=1e-4))
+    fresh.load_state_dict(old)
+    for group in fresh.optimizer.param_groups[-1:]:
+        assert group['weight_decay'] == 0.0
+    mine = dict(zip(fresh._all_params(), wrapper._all_params()))
+    for new, orig in mine.items():
+        if orig in wrapper.optimizer.state:
+            torch.testing.assert_close(
+                fresh.optimizer.state[new]['momentum_buffer'],
+                wrapper.optimizer.state[orig]['momentum_buffer'])
+
+
 def test_branch_balance_decays_on_request():
     model = build('mmseg', seg_model_cfg())
     wrapper = build_optim_wrapper(

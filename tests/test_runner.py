@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.runner import CheckpointLoader, Runner
+from mmengine.runner import Runner
 
 from helpers import NUM_CLASSES, build, run_python, seg_model_cfg
+from mmman.utils.checkpoint import load_local_checkpoint
 
 NUM_IMAGES = 8
 
@@ -130,7 +131,7 @@ def test_checkpoint_loads_strictly_into_plain_model(tmp_path, seg_folder):
         runner_cfg(work, seg_folder, 'strict', max_epochs=1))
     runner.train()
     ckpt = osp.join(work, 'epoch_1.pth')
-    saved = CheckpointLoader.load_checkpoint(ckpt, map_location='cpu')
+    saved = load_local_checkpoint(ckpt, map_location='cpu')
     assert 'mmman_local' in saved['optimizer']
     plain_keys = set(build('mmseg', seg_model_cfg()).state_dict())
     assert set(saved['state_dict']) == plain_keys

@@ -151,7 +151,8 @@ def _runner(work_dir, name, schedulers, by_epoch, length=1,
                 type='CheckpointHook', by_epoch=by_epoch,
                 interval=1 if by_epoch else 2, save_best='acc',
                 rule='greater', max_keep_ckpts=2)),
-        custom_hooks=list(hooks),
+        # LocalLearningHook: this run's checkpoints load with mmman's loader
+        custom_hooks=[dict(type='LocalLearningHook'), *hooks],
         log_level='WARNING',
         **kwargs)
 

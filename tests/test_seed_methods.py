@@ -15,9 +15,10 @@ from helpers import (block_params, build, det_batch, det_model_cfg,
                      local_grads, local_wrapper, reference_grads, seg_batch,
                      seg_model_cfg)
 from test_cls_partition import cifar_resnet, cls_batch
-from mmman.local import (BranchBalance, DGLAuxHead, InfoProAuxHead,
-                         LocalTargets, MomentumAuxNet, PredSimAuxHead,
-                         infopro_weights, similarity_matrix)
+from mmman.heads import (DGLAuxHead, InfoProAuxHead, PredSimAuxHead,
+                         similarity_matrix)
+from mmman.local import (BranchBalance, LocalTargets, MomentumAuxNet,
+                         infopro_weights)
 
 TASKS = {
     'seg': ('mmseg', seg_model_cfg, seg_batch),
@@ -197,7 +198,7 @@ def test_dgl_head_is_mlp_sr():
 
 
 def test_dgl_head_warns_below_four_images_per_device(monkeypatch):
-    import mmman.local.objectives as objectives
+    import mmman.heads.seed_objectives as objectives
     said = []
     monkeypatch.setattr(objectives, 'print_log',
                         lambda msg, **kwargs: said.append(msg))
@@ -242,11 +243,28 @@ def test_published_man_plus_plus_scalar_starts_balanced_and_learns():
 def test_channel_scale_bias_is_still_an_option():
     model = build('mmseg', seg_model_cfg())
     wrapper = local_wrapper(
-        model, method='man++', num_blocks=3,
+        model, lr=0.1, method='man++', num_blocks=3,
         eta=dict(balance=None, scale_bias=dict(type='ChannelScaleBias')))
-    assert all(e.balance is None and e.scale_bias is not None
-               for e in wrapper.aux.etas)
+    etas = wrapper.aux.etas
+    assert all(e.balance is None and e.scale_bias is not None for e in etas)
+    # eta(x) = eta'(x) + gamma * eta''(x) + beta, per channel
+    eta = etas[0]
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        eta.scale_bias.scale.copy_(torch.linspace(0.5, 2, 16))
+        eta.scale_bias.bias.copy_(torch.linspace(-1, 1, 16))
+        expected = eta.copy(x) + eta.ema(x) * eta.scale_bias.scale.view(
+            1, -1, 1, 1) + eta.scale_bias.bias.view(1, -1, 1, 1)
+        torch.testing.assert_close(eta(x), expected)
+        for e in etas:
+            e.scale_bias.scale.fill_(1.0)
+            e.scale_bias.bias.zero_()
+    # gamma and beta are trained by the local loss
     model.train_step(seg_batch(), wrapper)
+    for e in etas:
+        scale = e.scale_bias.scale
+        assert not torch.equal(scale, torch.ones_like(scale))
+        assert e.scale_bias.bias.abs().sum() > 0
 
 
 @pytest.mark.parametrize('method',

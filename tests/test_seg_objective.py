@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from helpers import build, local_wrapper, seg_batch, seg_model_cfg
-from mmman.local import ImageClassAuxHead
-from mmman.tasks import DecodeAuxHead, tokens_to_map
+from mmman.heads import DecodeAuxHead, ImageClassAuxHead, tokens_to_map
 
 
 @pytest.mark.parametrize('shape, length, grid', [

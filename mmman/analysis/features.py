@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 
 from ..local.partition import build_block_plan
+from ..utils.checkpoint import mmengine_checkpoints_allowed
 
 
 @dataclass
@@ -122,8 +123,9 @@ def load_trained_model(config: str, checkpoint: str):
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                    logger='silent')
+    with mmengine_checkpoints_allowed():
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
+                        logger='silent')
     return model.eval(), cfg
 
 

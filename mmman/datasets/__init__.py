@@ -4,7 +4,7 @@ from .cls_like import (CLS_CLASSES, make_shapes_classification,
                        write_svhn_mat)
 from .coco_like import DET_CLASSES, make_coco_shapes
 from .layouts import DATASET_FILES
-from .synthetic import PALETTE, SHAPES, make_shapes_segmentation
+from .shapes_seg import PALETTE, SHAPES, make_shapes_segmentation
 from .uci_digits import DIGIT_CLASSES, make_uci_digits
 
 __all__ = [

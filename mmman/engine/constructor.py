@@ -34,8 +34,7 @@ from mmman.local.auxiliary import LocalAuxiliary, per_block
 from mmman.local.methods import resolve_eta_cfg, resolve_mlaan_cfg
 from mmman.local.objectives import objective_heads
 from mmman.local.planning import plan_blocks
-from mmman.tasks import TaskTargets, infer_num_classes
-from mmman.utils.synthetic import synthetic_batch
+from mmman.tasks import TaskTargets, infer_num_classes, synthetic_batch
 
 from .optim_wrapper import LocalLearningMixin
 from .resume_signature import plan_signature
@@ -168,7 +167,8 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             groups = [
                 dict(params=[p for p in params if id(p) not in no_decay]),
                 dict(params=[p for p in params if id(p) in no_decay],
-                     weight_decay=0.0)
+                     weight_decay=0.0,
+                     mmman_no_decay=True)
             ]
             return [g for g in groups if g['params']]
         groups: list = []

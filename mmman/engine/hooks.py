@@ -5,6 +5,9 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from mmman.utils.checkpoint import (allow_mmengine_checkpoints,
+                                    restore_checkpoint_loader)
+
 from .optim_wrapper import LocalLearningMixin
 
 
@@ -26,15 +29,31 @@ def start_local_training(optim_wrapper) -> None:
 
 @HOOKS.register_module()
 class LocalLearningHook(Hook):
-    """Takes the MAN eta copies when training starts.
+    """Sets a run up for local learning: its checkpoints and its copies.
 
-    ``before_train`` runs after ``init_weights`` (pretrained ``init_cfg``),
-    ``load_from`` and ``--resume``, so the copies start from the weights the
-    run really starts from; a resumed run keeps the checkpoint's copies (the
-    optim wrapper checked that the checkpoint's block plan is this config's
-    when it loaded them). Does nothing for ``method='e2e'``.
+    - ``before_run``: this run's checkpoint loads (``load_from``,
+      ``--resume``, testing) go through mmman's weights-only loader, which
+      reads what MMEngine and mmman write on torch >= 2.6
+      (:mod:`mmman.utils.checkpoint`); ``after_run`` puts the previous
+      loader back. Importing mmman installs nothing.
+    - ``before_train``: takes the MAN eta copies. It runs after
+      ``init_weights`` (pretrained ``init_cfg``), ``load_from`` and
+      ``--resume``, so the copies start from the weights the run really
+      starts from; a resumed run keeps the checkpoint's copies (the optim
+      wrapper checked that the checkpoint's block plan is this config's
+      when it loaded them). Does nothing for ``method='e2e'``.
     """
     priority = 'VERY_HIGH'
+
+    def __init__(self):
+        self._previous_loader = None
+
+    def before_run(self, runner) -> None:
+        self._previous_loader = allow_mmengine_checkpoints()
+
+    def after_run(self, runner) -> None:
+        restore_checkpoint_loader(self._previous_loader)
+        self._previous_loader = None
 
     def before_train(self, runner) -> None:
         start_local_training(runner.optim_wrapper)

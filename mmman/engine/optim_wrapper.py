@@ -42,7 +42,7 @@ from mmman.local.partition import BlockPlan
 
 from .block_params import block_param_groups
 from .ddp_sync import all_reduce_grads, broadcast_coalesced
-from .resume_signature import check_resumable
+from .resume_signature import check_resumable, split_legacy_no_decay_group
 
 HOOK_HINT = ("add custom_hooks=[dict(type='LocalLearningHook')] to the "
              "config (mmman's configs/_base_/mmman/*_local.py snippets do)")
@@ -407,6 +407,9 @@ class LocalLearningMixin:
                         set(self.aux.state_dict()) if self.aux else None)
         if self.aux is not None:
             self.aux.load_state_dict(local)
+            state_dict = split_legacy_no_decay_group(
+                state_dict, self.optimizer.param_groups,
+                [p for p in self.aux.parameters() if p.requires_grad])
         super().load_state_dict(state_dict)
 
 

@@ -1,4 +1,5 @@
-"""What a resumed checkpoint must share with the config: the plan signature.
+"""What a resumed checkpoint must share with the config: the plan signature
+(and how older checkpoints are read).
 
 The signature (method, objective, eta branches, block ends) is saved as
 ``checkpoint['optimizer']['mmman_plan']``. It holds plain builtins only
@@ -90,3 +91,36 @@ def check_resumable(current: Optional[dict], saved: Optional[dict],
         '`load_from=CKPT` without `resume` (e.g. tools/train.py CONFIG '
         '--cfg-options load_from=CKPT); the eta copies are then taken '
         'from the loaded weights.')
+
+
+def split_legacy_no_decay_group(optim_state: dict, current_groups: list,
+                                aux_params: list) -> dict:
+    """Optimizer state of a checkpoint written before MAN++'s balance
+    scalars had a param group of their own (no weight decay).
+
+    Such checkpoints hold the auxiliary parameters in one last group, in
+    ``aux_params`` order; that group is split the way the current optimizer
+    splits them, so each parameter finds its own momentum again.
+
+    Args:
+        optim_state (dict): The checkpoint's ``optimizer.state_dict()``.
+        current_groups (list): The current optimizer's param groups.
+        aux_params (list): The trainable auxiliary parameters, in the order
+            the older constructor grouped them.
+    """
+    saved = optim_state['param_groups']
+    if not current_groups or not current_groups[-1].get('mmman_no_decay') \
+            or len(saved) != len(current_groups) - 1:
+        return optim_state
+    no_decay = {id(p) for p in current_groups[-1]['params']}
+    old = saved[-1]
+    if len(old['params']) != len(aux_params):
+        return optim_state  # not that layout: let the optimizer say so
+    keep = [i for i, p in zip(old['params'], aux_params)
+            if id(p) not in no_decay]
+    split = [i for i, p in zip(old['params'], aux_params) if id(p) in no_decay]
+    groups = saved[:-1] + [
+        dict(old, params=keep),
+        dict(old, params=split, weight_decay=0.0, mmman_no_decay=True)
+    ]
+    return dict(optim_state, param_groups=groups)

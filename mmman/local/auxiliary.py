@@ -8,7 +8,7 @@ from mmengine.registry import MODELS
 from .man import MomentumAuxNet
 from .mlaan import LeapModule, LinearProbe, frozen_bn_stats, run_units
 from .partition import BlockPlan, Unit, feature_channels
-from .targets import LocalTargets
+from .local_targets import LocalTargets
 
 
 class LocalAuxiliary(nn.Module):

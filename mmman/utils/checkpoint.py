@@ -22,8 +22,14 @@ with these types allowed for the duration of the load
 (``torch.serialization.safe_globals``). ``getattr`` itself is never allowed:
 the name ``builtins.getattr`` is bound to :func:`_restricted_getattr`, which
 returns only the attributes listed in :data:`GETATTR_ALLOWED`. The loader is
-registered with MMEngine's public ``CheckpointLoader.register_scheme``.
+registered with MMEngine's public ``CheckpointLoader.register_scheme``, never
+at import: mmman's tools install it for their process
+(:func:`allow_mmengine_checkpoints`), :class:`~mmman.engine.LocalLearningHook`
+for one run of a Runner, and library code that loads a checkpoint for the
+duration of that load (:func:`mmengine_checkpoints_allowed`); leaving restores
+whatever loader was there.
 """
+from contextlib import contextmanager
 import os.path as osp
 import pickle
 
@@ -133,7 +139,33 @@ def _unknown_globals(filename) -> list:
         return []
 
 
-def allow_mmengine_checkpoints() -> None:
-    """Route MMEngine's local checkpoint loading through the safe loader."""
+def _local_loader():
+    """The loader MMEngine uses now for local files."""
+    return CheckpointLoader._get_checkpoint_loader('')
+
+
+def allow_mmengine_checkpoints():
+    """Route MMEngine's local checkpoint loading through the safe loader;
+    returns the loader it replaced (for :func:`restore_checkpoint_loader`)."""
+    previous = _local_loader()
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_local_checkpoint, force=True)
+    return previous
+
+
+def restore_checkpoint_loader(previous) -> None:
+    """Put back the local-file loader :func:`allow_mmengine_checkpoints`
+    replaced."""
+    if previous is not None:
+        CheckpointLoader.register_scheme(
+            prefixes='', loader=previous, force=True)
+
+
+@contextmanager
+def mmengine_checkpoints_allowed():
+    """The safe loader for the checkpoint loads inside the block."""
+    previous = allow_mmengine_checkpoints()
+    try:
+        yield
+    finally:
+        restore_checkpoint_loader(previous)

@@ -141,7 +141,7 @@ def measure(config, cfg_options, iters, warmup, batch_size, img_scale,
             device):
     """Measure one config in this process."""
     from mmman.utils import PeakMemory, SavedTensorsMeter, current_rss_bytes
-    from mmman.utils.synthetic import synthetic_batch
+    from mmman.tasks import synthetic_batch
     torch.manual_seed(0)
     baseline = current_rss_bytes() if device.type == 'cpu' else 0
     model, wrapper = _build(config, cfg_options, device, img_scale)

@@ -16,6 +16,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner, load_checkpoint
 
 import mmman  # noqa: F401
+from mmman.utils import allow_mmengine_checkpoints
 
 
 def main():
@@ -23,6 +24,7 @@ def main():
     parser.add_argument('config')
     parser.add_argument('checkpoints', nargs='+')
     args = parser.parse_args()
+    allow_mmengine_checkpoints()
     cfg = Config.fromfile(args.config)
     cfg.work_dir = 'work_dirs/feature_stats'
     cfg.log_level = 'WARNING'

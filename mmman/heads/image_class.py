@@ -1,4 +1,4 @@
-"""Auxiliary networks (Phi) and local objectives (f) of the local blocks."""
+"""The image-level auxiliary classifier: mmman's default local objective."""
 from typing import Dict, Optional
 
 import torch
@@ -7,7 +7,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
-from .targets import LocalTargets
+from mmman.local.local_targets import LocalTargets
 
 
 @MODELS.register_module()

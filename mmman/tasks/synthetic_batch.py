@@ -4,7 +4,7 @@ from typing import Tuple
 
 import torch
 
-from mmman.tasks import infer_num_classes
+from .task_targets import infer_num_classes
 
 
 def _task(model) -> str:

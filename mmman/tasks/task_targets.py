@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from mmman.local.targets import LocalTargets
+from mmman.local.local_targets import LocalTargets
 
 
 def image_level_targets(data_samples: Sequence,
