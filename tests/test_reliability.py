@@ -146,7 +146,7 @@ def test_amp_local_losses_share_the_loss_scale():
     one, big = runs[1.0][0], runs[1024.0][0]
     assert one.keys() == big.keys()
     assert any(k.startswith('backbone.layer1') for k in one)
-    assert any(k.startswith('aux.heads.0') for k in one)
+    assert any(k.startswith('aux.blocks.0.head.') for k in one)
     for k in one:  # local and model gradients alike carry the scale
         torch.testing.assert_close(big[k], one[k] * 1024.0, msg=k)
     # ... and unscaled steps land on the same parameters.

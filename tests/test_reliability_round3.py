@@ -131,7 +131,7 @@ def test_mlaan_cascade_and_eta_on_vgg_run_the_stage_max_pools():
             torch.testing.assert_close(cascade, outputs[k + 1])
             # eta runs the pool before its copies of the next conv
             nxt = plan.next_unit(k)
-            assert aux.eta(k, outputs[k]).shape == nxt.run(outputs[k]).shape
+            assert aux.blocks[k].run_eta(outputs[k]).shape == nxt.run(outputs[k]).shape
     model.train()
     model.train_step(cls_batch(), wrapper)
 
@@ -201,7 +201,7 @@ def test_checkpoint_from_before_the_no_decay_group_resumes_its_momentum():
     state = wrapper.state_dict()
     *model_groups, aux, no_decay = state['param_groups']
     assert no_decay['weight_decay'] == 0.0 and len(no_decay['params']) == 2
-    aux_params = [p for p in wrapper.aux.parameters() if p.requires_grad]
+    aux_params = wrapper.aux.legacy_params()  # the constructor's order
     index = {id(p): i for i, p in enumerate(wrapper._all_params())}
     legacy = dict(aux, params=[index[id(p)] for p in aux_params])
     legacy.pop('mmman_no_decay', None)
@@ -220,6 +220,31 @@ def test_checkpoint_from_before_the_no_decay_group_resumes_its_momentum():
             torch.testing.assert_close(
                 fresh.optimizer.state[new]['momentum_buffer'],
                 wrapper.optimizer.state[orig]['momentum_buffer'])
+
+
+@pytest.mark.parametrize('method', ['man++', 'mlaan+man'])
+def test_auxiliary_state_of_the_layout_before_block_objects_resumes(method):
+    """Checkpoints hold ``etas.0.copy...`` where the per-block objects now
+    hold ``blocks.0.eta.copy...``: they resume, every tensor in place."""
+    from mmman.local.auxiliary import PARTS
+    model = build('mmseg', seg_model_cfg())
+    wrapper = local_wrapper(model, lr=0.1, method=method, num_blocks=3)
+    model.train_step(seg_batch(), wrapper)
+    state = wrapper.state_dict()
+    legacy = {}
+    for key, value in state['mmman_local'].items():
+        for old, new in PARTS:
+            parts = key.split('.')
+            if parts[0] == 'blocks' and parts[2] == new:
+                key = '.'.join([old, parts[1]] + parts[3:])
+                break
+        legacy[key] = value
+    assert any(k.startswith('etas.0.') for k in legacy)
+    fresh_model = build('mmseg', seg_model_cfg(), seed=1)
+    fresh = local_wrapper(fresh_model, lr=0.1, method=method, num_blocks=3)
+    fresh.load_state_dict(dict(state, mmman_local=legacy))
+    for key, value in fresh.aux.state_dict().items():
+        torch.testing.assert_close(value, state['mmman_local'][key], msg=key)
 
 
 def test_branch_balance_decays_on_request():

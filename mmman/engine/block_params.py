@@ -32,10 +32,9 @@ def block_param_groups(plan: BlockPlan, aux: LocalAuxiliary,
         if id(p) in unit_params:
             break
         owner.setdefault(id(p), 0)
-    for k in range(plan.num_blocks - 1):
-        for part in aux.block_parts(k):
-            for p in part.parameters():
-                owner.setdefault(id(p), k)
+    for k, block in enumerate(aux.blocks):
+        for p in block.parameters():
+            owner.setdefault(id(p), k)
     groups: List[list] = [[] for _ in range(plan.num_blocks)]
     for p in params:
         groups[owner.get(id(p), plan.num_blocks - 1)].append(p)

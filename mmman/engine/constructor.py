@@ -162,8 +162,9 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             for m in aux.modules() if getattr(m, 'decay', True) is False
             for p in m.parameters()
         }
+        parts = aux.legacy_children()  # the order older checkpoints hold
         if not self.paramwise_cfg:
-            params = [p for p in aux.parameters() if p.requires_grad]
+            params = aux.legacy_params()
             groups = [
                 dict(params=[p for p in params if id(p) not in no_decay]),
                 dict(params=[p for p in params if id(p) in no_decay],
@@ -172,7 +173,9 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             ]
             return [g for g in groups if g['params']]
         groups: list = []
-        self._add_aux_params(groups, aux, '', aux.copy_sources(plan))
+        copies = aux.copy_sources()
+        for path, part in parts:
+            self._add_aux_params(groups, part, path, copies)
         for group in groups:
             if any(id(p) in no_decay for p in group['params']):
                 group['weight_decay'] = 0.0
@@ -182,13 +185,12 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                         copies: dict) -> None:
         """Trainable copies under their unit's name, the rest under
         ``mmman_aux.<path>``; frozen EMA copies are left out."""
-        for name, child in module.named_children():
-            sub = f'{path}.{name}' if path else name
-            if not any(p.requires_grad for p in child.parameters()):
-                continue  # eta'': frozen, moved by the EMA only
-            if sub in copies:
-                self.add_params(groups, child, prefix=copies[sub])
-            elif any(c == sub or c.startswith(sub + '.') for c in copies):
-                self._add_aux_params(groups, child, sub, copies)
-            else:
-                self.add_params(groups, child, prefix=f'mmman_aux.{sub}')
+        if not any(p.requires_grad for p in module.parameters()):
+            return  # eta'': frozen, moved by the EMA only
+        if path in copies:
+            self.add_params(groups, module, prefix=copies[path])
+        elif any(c.startswith(path + '.') for c in copies):
+            for name, child in module.named_children():
+                self._add_aux_params(groups, child, f'{path}.{name}', copies)
+        else:
+            self.add_params(groups, module, prefix=f'mmman_aux.{path}')

@@ -402,6 +402,8 @@ class LocalLearningMixin:
         state_dict = dict(state_dict)
         local = state_dict.pop('mmman_local', None)
         saved = state_dict.pop('mmman_plan', None)
+        if local is not None:
+            local = LocalAuxiliary.upgrade_keys(local)
         check_resumable(self.signature if self.aux is not None else None,
                         saved, local,
                         set(self.aux.state_dict()) if self.aux else None)
@@ -409,7 +411,7 @@ class LocalLearningMixin:
             self.aux.load_state_dict(local)
             state_dict = split_legacy_no_decay_group(
                 state_dict, self.optimizer.param_groups,
-                [p for p in self.aux.parameters() if p.requires_grad])
+                self.aux.legacy_params())
         super().load_state_dict(state_dict)
 
 

@@ -1,18 +1,150 @@
-"""The training-only state of local learning: one (eta, head) per boundary."""
-from typing import Callable, Dict, List, Optional, Sequence, Union
+"""The training-only state of local learning: the auxiliary parts of every
+block but the last (:class:`LocalBlockAux`), held by :class:`LocalAuxiliary`.
+"""
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
 
+from .local_targets import LocalTargets
 from .man import MomentumAuxNet
 from .mlaan import LeapModule, LinearProbe, frozen_bn_stats, run_units
 from .partition import BlockPlan, Unit, feature_channels
-from .local_targets import LocalTargets
+
+# (path of a part in checkpoints before LocalBlockAux, its name in a block),
+# in the order the parameters of older optimizers list them.
+PARTS: Tuple[Tuple[str, str], ...] = (('etas', 'eta'), ('heads', 'head'),
+                                      ('probes', 'probe'), ('leaps', 'leap'),
+                                      ('man_heads', 'man_head'))
+
+
+class LocalBlockAux(nn.Module):
+    """The auxiliary parts of local block ``k`` and its loss.
+
+    ``eta`` (MAN's copies of the next block's first unit, or the identity)
+    before ``head`` (Phi and f); with MLAAN the head trains on the cascade
+    through the real next block and ``leap``, a ``probe`` sees the block
+    output, and with MLAAN + MAN a ``man_head`` sees eta's output.
+
+    Args:
+        plan (BlockPlan): The block plan.
+        k (int): The block.
+        head (dict): Config of the auxiliary head (``in_channels`` and
+            ``tokens`` are filled in).
+        eta (dict, optional): :class:`MomentumAuxNet` arguments; None: no eta.
+        mlaan (dict, optional): MLAAN settings (``wx``, ``wy``, ``wm``,
+            ``leap_units``, ``momentum``, ``cascade_bn_update``).
+        num_classes (int, optional): Classes of MLAAN's probe.
+    """
+
+    def __init__(self,
+                 plan: BlockPlan,
+                 k: int,
+                 head: dict,
+                 eta: Optional[dict] = None,
+                 mlaan: Optional[dict] = None,
+                 num_classes: Optional[int] = None):
+        super().__init__()
+        self.k = k
+        self.mlaan = mlaan
+        self._plan = plan  # the real next units: eta's pre, MLAAN's cascade
+        feat = plan.boundary_unit(k).module
+        tokens = _is_token_unit(feat)
+        channels = eta_channels = feature_channels(feat)
+        self.eta = nn.Identity()
+        if eta is not None:
+            nxt = plan.next_unit(k).module
+            eta_channels = feature_channels(nxt)
+            self.eta = MomentumAuxNet(nxt, num_channels=eta_channels, **eta)
+        if mlaan is None:
+            self.head = _build_head(head, eta_channels, tokens)
+            return
+        leap = LeapModule(self.leap_units(), momentum=mlaan['momentum'])
+        last = (leap.units[-1] if len(leap.units) else
+                plan.block_units(k + 1)[-1].module)
+        self.head = _build_head(head, feature_channels(last), tokens)
+        self.probe = LinearProbe(
+            channels, num_classes or head['num_classes'], tokens=tokens)
+        self.leap = leap
+        if eta is not None:
+            self.man_head = _build_head(head, eta_channels, tokens)
+
+    def leap_units(self) -> List[Unit]:
+        """The source units of the leap module (MLAAN)."""
+        return leap_units(self._plan, self.k, self.mlaan['leap_units'])
+
+    def run_eta(self, feature: torch.Tensor) -> torch.Tensor:
+        """eta on the block output (after the next unit's parameter-free
+        ``pre`` layers, as the next block runs them)."""
+        if isinstance(self.eta, nn.Identity):
+            return feature
+        return self._plan.next_unit(self.k).run(feature, self.eta)
+
+    def loss(self, feature: torch.Tensor,
+             targets: LocalTargets) -> Dict[str, torch.Tensor]:
+        """f(Phi(eta(feature))); with MLAAN
+        ``wx * CE(probe(h)) + wy * f(Phi(leap(n_{k+1}(h))))``, and with
+        MLAAN + MAN also ``wm * f(Phi_m(eta(h)))`` (terms suffixed ``_man``).
+        """
+        if self.mlaan is None:
+            return _head_loss(self.head, self.run_eta(feature), targets)
+        cfg = self.mlaan
+        losses = {
+            'loss_indep': cfg['wx'] * targets.class_loss(self.probe(feature))
+        }
+        units = self._plan.block_units(self.k + 1)
+        if cfg['cascade_bn_update']:
+            nxt = run_units(units, feature)
+        else:
+            with frozen_bn_stats([u.module for u in units]):
+                nxt = run_units(units, feature)
+        losses.update(
+            _weighted(_head_loss(self.head, self.leap(nxt), targets),
+                      cfg['wy']))
+        if hasattr(self, 'man_head'):
+            man = _head_loss(self.man_head, self.run_eta(feature), targets)
+            losses.update(_weighted(man, cfg['wm'], suffix='_man'))
+        return losses
+
+    @torch.no_grad()
+    def reset_copies(self) -> None:
+        """Take eta' and eta'' (and the leap copies) from their sources."""
+        if isinstance(self.eta, MomentumAuxNet):
+            self.eta.reset(self._plan.next_unit(self.k).module)
+        if hasattr(self, 'leap'):
+            self.leap.reset([u.module for u in self.leap_units()])
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move eta'' (and the leap's EMA copy) toward its source."""
+        if isinstance(self.eta, MomentumAuxNet):
+            self.eta.update(self._plan.next_unit(self.k).module)
+        if hasattr(self, 'leap'):
+            self.leap.update([u.module for u in self.leap_units()])
+
+    def follow_modes(self) -> None:
+        """Train the heads; give the copies their sources' modes."""
+        self.train()
+        if isinstance(self.eta, MomentumAuxNet):
+            self.eta.follow(self._plan.next_unit(self.k).module)
+        if hasattr(self, 'leap'):
+            self.leap.follow([u.module for u in self.leap_units()])
+
+    def copy_sources(self) -> Dict[str, str]:
+        """``{path of a trainable copy in this block: unit it copies}``."""
+        found = {}
+        if isinstance(self.eta, MomentumAuxNet) and self.eta.copy is not None:
+            found['eta.copy'] = self._plan.next_unit(self.k).name
+        if hasattr(self, 'leap'):
+            for i, unit in enumerate(self.leap_units()):
+                found[self.leap.copy_path(i, prefix='leap')] = unit.name
+        return found
 
 
 class LocalAuxiliary(nn.Module):
-    """eta (MAN) and auxiliary head of every block but the last.
+    """The auxiliary parts of every block but the last, and the batch's
+    targets they share.
 
     Lives outside the model, so it never reaches the model's ``state_dict``:
     the optim wrapper owns it and saves it with the optimizer state.
@@ -27,9 +159,8 @@ class LocalAuxiliary(nn.Module):
             ``(data_samples, inputs) -> LocalTargets``. Heads with
             ``uses_local_targets`` get its result, other heads (dense task
             heads) the data samples.
-        mlaan (dict, optional): MLAAN (``wx``, ``wy``, ``leap_units``,
-            ``momentum``): ``head`` then trains on the cascade path, a
-            :class:`LinearProbe` after eta on the block output.
+        mlaan (dict, optional): MLAAN settings (see :class:`LocalBlockAux`).
+        num_classes (int, optional): Classes of MLAAN's probes.
     """
 
     def __init__(self,
@@ -43,48 +174,34 @@ class LocalAuxiliary(nn.Module):
         self.target_fn = targets
         self.mlaan = mlaan
         self._cache = None
-        self.etas = nn.ModuleList()
-        self.heads = nn.ModuleList()
-        if mlaan is not None:
-            self.probes = nn.ModuleList()
-            self.leaps = nn.ModuleList()
-            if eta is not None:
-                self.man_heads = nn.ModuleList()
-        num_local = plan.num_blocks - 1
-        heads = per_block(head, num_local, 'aux_head')
-        for k in range(num_local):
-            feat = plan.boundary_unit(k).module
-            tokens = _is_token_unit(feat)
-            channels = feature_channels(feat)
-            if eta is not None:
-                nxt = plan.next_unit(k).module
-                eta_channels = feature_channels(nxt)
-                self.etas.append(
-                    MomentumAuxNet(nxt, num_channels=eta_channels, **eta))
-            else:
-                eta_channels = channels
-                self.etas.append(nn.Identity())
-            if mlaan is None:
-                self.heads.append(_build_head(heads[k], eta_channels, tokens))
-                continue
-            if num_classes is None:
-                num_classes = heads[k]['num_classes']
-            self.probes.append(
-                LinearProbe(channels, num_classes, tokens=tokens))
-            leap = LeapModule(
-                leap_units(plan, k, mlaan['leap_units']),
-                momentum=mlaan['momentum'])
-            self.leaps.append(leap)
-            last = (leap.units[-1] if len(leap.units) else
-                    plan.block_units(k + 1)[-1].module)
-            self.heads.append(
-                _build_head(heads[k], feature_channels(last), tokens))
-            if eta is not None:
-                self.man_heads.append(
-                    _build_head(heads[k], eta_channels, tokens))
+        heads = per_block(head, plan.num_blocks - 1, 'aux_head')
+        self.blocks = nn.ModuleList(
+            LocalBlockAux(plan, k, heads[k], eta, mlaan, num_classes)
+            for k in range(plan.num_blocks - 1))
         # Persistent flag: copies were taken from the (pretrained) next layer.
         self.register_buffer('initialized', torch.tensor(False))
-        self._plan = plan  # MLAAN runs the real next block
+        self._register_load_state_dict_pre_hook(_upgrade_keys_hook)
+
+    def _parts(self, name: str) -> nn.ModuleList:
+        """One part of every block (a view: not registered here)."""
+        return nn.ModuleList(
+            getattr(b, name) for b in self.blocks if hasattr(b, name))
+
+    @property
+    def etas(self) -> nn.ModuleList:
+        return self._parts('eta')
+
+    @property
+    def heads(self) -> nn.ModuleList:
+        return self._parts('head')
+
+    @property
+    def probes(self) -> nn.ModuleList:
+        return self._parts('probe')
+
+    @property
+    def leaps(self) -> nn.ModuleList:
+        return self._parts('leap')
 
     @property
     def uses_man(self) -> bool:
@@ -107,112 +224,88 @@ class LocalAuxiliary(nn.Module):
         """Drop the cached targets (and InfoPro's image) of the last batch."""
         self._cache = None
 
-    def block_parts(self, k: int) -> List[nn.Module]:
-        """The auxiliary modules that block ``k``'s loss trains."""
-        parts = [self.etas[k], self.heads[k]]
-        for name in ('probes', 'leaps', 'man_heads'):
-            if hasattr(self, name):
-                parts.append(getattr(self, name)[k])
-        return parts
-
-    def eta(self, k: int, feature: torch.Tensor) -> torch.Tensor:
-        """eta of block ``k`` on its output (after the next unit's
-        parameter-free ``pre`` layers, as the next block runs them)."""
-        if isinstance(self.etas[k], nn.Identity):
-            return feature
-        return self._plan.next_unit(k).run(feature, self.etas[k])
-
-    def _head_loss(self, head: nn.Module, x: torch.Tensor,
-                   targets: LocalTargets) -> Dict[str, torch.Tensor]:
-        if getattr(head, 'uses_local_targets', False):
-            return dict(head.loss(x, targets))
-        return dict(head.loss(x, targets.data_samples))
-
     def loss(self,
              k: int,
              feature: torch.Tensor,
              data_samples: Sequence,
              inputs: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        """Local loss of block ``k``: f(Phi(eta(feature))).
+        """Local loss of block ``k`` (:meth:`LocalBlockAux.loss`)."""
+        return self.blocks[k].loss(feature,
+                                   self.targets(data_samples, inputs))
 
-        With MLAAN: ``wx * CE(probe(h)) + wy * f(Phi(leap(n_{k+1}(h))))``,
-        and with MLAAN + MAN also ``wm * f(Phi_m(eta(h)))`` (terms suffixed
-        ``_man``).
-        """
-        targets = self.targets(data_samples, inputs)
-        if self.mlaan is None:
-            return self._head_loss(self.heads[k], self.eta(k, feature),
-                                   targets)
-        cfg = self.mlaan
-        losses = {
-            'loss_indep': cfg['wx'] * targets.class_loss(
-                self.probes[k](feature))
-        }
-        units = self._plan.block_units(k + 1)
-        if cfg['cascade_bn_update']:
-            nxt = run_units(units, feature)
-        else:
-            with frozen_bn_stats([u.module for u in units]):
-                nxt = run_units(units, feature)
-        cascade = self._head_loss(self.heads[k], self.leaps[k](nxt), targets)
-        losses.update(_weighted(cascade, cfg['wy']))
-        if hasattr(self, 'man_heads'):
-            man = self._head_loss(self.man_heads[k], self.eta(k, feature),
-                                  targets)
-            losses.update(_weighted(man, cfg['wm'], suffix='_man'))
-        return losses
-
-    def reset_copies(self, plan: BlockPlan) -> None:
-        """Take eta' and eta'' (and the leap copies) from the current
-        next layers."""
-        for k, eta in enumerate(self.etas):
-            if isinstance(eta, MomentumAuxNet):
-                eta.reset(plan.next_unit(k).module)
-        for k, leap in enumerate(getattr(self, 'leaps', [])):
-            leap.reset(self._leap_sources(plan, k))
+    def reset_copies(self, plan: Optional[BlockPlan] = None) -> None:
+        """Take every eta' and eta'' (and leap copy) from its source."""
+        for block in self.blocks:
+            block.reset_copies()
         self.initialized.fill_(True)
 
-    def update_ema(self, plan: BlockPlan) -> None:
-        """Move every eta'' (and every leap EMA copy) toward its source
-        (after an optimizer step)."""
-        for k, eta in enumerate(self.etas):
-            if isinstance(eta, MomentumAuxNet):
-                eta.update(plan.next_unit(k).module)
-        for k, leap in enumerate(getattr(self, 'leaps', [])):
-            leap.update(self._leap_sources(plan, k))
+    def update_ema(self, plan: Optional[BlockPlan] = None) -> None:
+        """Move every EMA copy toward its source (after an optimizer step)."""
+        for block in self.blocks:
+            block.update_ema()
 
-    def follow_modes(self, plan: BlockPlan) -> None:
+    def follow_modes(self, plan: Optional[BlockPlan] = None) -> None:
         """Train the heads; give the copies their sources' modes."""
-        self.train()
-        for k, eta in enumerate(self.etas):
-            if isinstance(eta, MomentumAuxNet):
-                eta.follow(plan.next_unit(k).module)
-        for k, leap in enumerate(getattr(self, 'leaps', [])):
-            leap.follow(self._leap_sources(plan, k))
+        for block in self.blocks:
+            block.follow_modes()
 
-    def _leap_sources(self, plan: BlockPlan, k: int) -> List[nn.Module]:
+    def legacy_params(self) -> List[nn.Parameter]:
+        """The trainable parameters in the order of :meth:`legacy_children`
+        (the order the constructor gives the optimizer)."""
         return [
-            u.module for u in leap_units(plan, k, self.mlaan['leap_units'])
+            p for _, part in self.legacy_children()
+            for p in part.parameters() if p.requires_grad
         ]
 
-    def copy_sources(self, plan: BlockPlan) -> Dict[str, str]:
-        """``{path of a trainable copy in this module: unit it copies}``
-        (so ``paramwise_cfg`` can treat a copy like its source)."""
+    def legacy_children(self) -> List[Tuple[str, nn.Module]]:
+        """``(path, part)`` of every block part, named and ordered as before
+        :class:`LocalBlockAux` (``heads.2``): the order of the auxiliary
+        parameters in an optimizer, and the names ``paramwise_cfg`` keys
+        match (``mmman_aux.heads``)."""
+        return [(f'{old}.{k}', getattr(block, new))
+                for old, new in PARTS
+                for k, block in enumerate(self.blocks)
+                if hasattr(block, new)]
+
+    def copy_sources(self, plan: Optional[BlockPlan] = None) -> Dict[str, str]:
+        """``{legacy path of a trainable copy: unit it copies}`` (so
+        ``paramwise_cfg`` can treat a copy like its source)."""
         found = {}
-        for k, eta in enumerate(self.etas):
-            if isinstance(eta, MomentumAuxNet) and eta.copy is not None:
-                found[f'etas.{k}.copy'] = plan.next_unit(k).name
-        for k, leap in enumerate(getattr(self, 'leaps', [])):
-            names = leap_unit_names(plan, k, self.mlaan['leap_units'])
-            for i, name in enumerate(names):
-                found[leap.copy_path(i, prefix=f'leaps.{k}')] = name
+        for k, block in enumerate(self.blocks):
+            for path, unit in block.copy_sources().items():
+                part, rest = path.split('.', 1)
+                old = dict((new, o) for o, new in PARTS)[part]
+                found[f'{old}.{k}.{rest}'] = unit
         return found
 
+    @staticmethod
+    def upgrade_keys(state: dict) -> dict:
+        """A state dict written before :class:`LocalBlockAux` (keys
+        ``etas.0.copy...``) with this layout's keys (``blocks.0.eta...``)."""
+        return {_upgrade_key(key): value for key, value in state.items()}
 
-def leap_unit_names(plan: BlockPlan, k: int, num: int) -> list:
-    """Names of the units the leap module of block ``k`` copies: the
-    ``num`` units after block k+1 (none when k+1 is the last block)."""
-    return [u.name for u in leap_units(plan, k, num)]
+
+def _upgrade_key(key: str) -> str:
+    for old, new in PARTS:
+        if key.startswith(old + '.'):
+            k, rest = key[len(old) + 1:].split('.', 1)
+            return f'blocks.{k}.{new}.{rest}'
+    return key
+
+
+def _upgrade_keys_hook(state_dict, prefix, *args):
+    for key in list(state_dict):
+        if key.startswith(prefix):
+            new = prefix + _upgrade_key(key[len(prefix):])
+            if new != key:
+                state_dict[new] = state_dict.pop(key)
+
+
+def _head_loss(head: nn.Module, x: torch.Tensor,
+               targets: LocalTargets) -> Dict[str, torch.Tensor]:
+    if getattr(head, 'uses_local_targets', False):
+        return dict(head.loss(x, targets))
+    return dict(head.loss(x, targets.data_samples))
 
 
 def leap_units(plan: BlockPlan, k: int, num: int) -> List[Unit]:
@@ -224,8 +317,17 @@ def leap_units(plan: BlockPlan, k: int, num: int) -> List[Unit]:
 
 
 def _build_head(cfg: dict, channels: int, tokens: bool) -> nn.Module:
-    return MODELS.build(
+    """An auxiliary head, initialised as its class says: no Runner's
+    ``init_weights`` reaches it (it lives outside the model). Left at
+    PyTorch's defaults, MMDet's CenterNetHead starts every heatmap pixel at
+    p = 0.5 and took Faster R-CNN R50 MAN++ K=4 to NaN within five steps at
+    lr 0.02 (docs/methods.md); MMSeg's and MMPretrain's heads have their own
+    initialisation too."""
+    head = MODELS.build(
         cfg, default_args=dict(in_channels=channels, tokens=tokens))
+    if hasattr(head, 'init_weights'):
+        head.init_weights()
+    return head
 
 
 def _weighted(losses: dict, weight: float, suffix: str = '') -> dict:
