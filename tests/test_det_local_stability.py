@@ -42,6 +42,13 @@ def _coco_tiny_detector(init=True):
     return model.train()
 
 
+
+@pytest.fixture(autouse=True)
+def mmdet_scope():
+    """The heads build MMDet's CenterNetHead and its losses by name."""
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+
 def test_dense_head_starts_from_the_centernet_initialisation():
     from mmdet.models.dense_heads import CenterNetHead
     from mmengine.model import bias_init_with_prob

@@ -68,8 +68,8 @@ def test_dist_train_and_test_run_two_processes_on_cpu(tmp_path, shapes):
     assert 'Iter(val) [1/1]' in log  # 4 images split over 2 processes
     ckpt = osp.join(work, 'iter_2.pth')
     assert osp.isfile(ckpt)
-    from mmengine.runner import CheckpointLoader
-    state = CheckpointLoader.load_checkpoint(ckpt, map_location='cpu')
+    from mmman.utils.checkpoint import load_local_checkpoint
+    state = load_local_checkpoint(ckpt, map_location='cpu')
     assert state['meta']['iter'] == 2
     assert 'mmman_local' in state['optimizer']
     assert not any(k.startswith('module.') for k in state['state_dict'])

@@ -335,8 +335,8 @@ def tiny_config(case, data_root, work_dir):
     else:
         cfg = tiny_cls_run(cfg, data_root, work_dir)
     balance = cfg.optim_wrapper.local_cfg.get('balance')
-    if balance is not None:  # balanced at the tiny scale, cached by train.py
-        balance.pop('cache_dir', None)
+    if isinstance(balance, dict):  # balanced at the tiny scale, cached by
+        balance.pop('cache_dir', None)  # train.py
     cfg.train_cfg.val_begin = 10**6  # tools/test.py evaluates
     return cfg
 
