@@ -143,3 +143,19 @@ def test_balance_cost_tool_reports_both_builds():
     proc = run_python('tools/analysis_tools/balance_cost.py', config)
     assert proc.returncode != 0
     assert 'has no local_cfg.balance' in proc.stderr
+
+
+def test_local_loss_trace_prints_every_block_and_names_a_divergence():
+    config = osp.join(DEMO, 'faster-rcnn_r18_fpn_man++-k4_600it_coco-shapes-128.py')
+    proc = run_python('tools/analysis_tools/local_loss_trace.py', config,
+                      '--img-scale', '64', '64', '--steps', '2')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for k in (1, 2, 3):
+        assert f'  block {k}: loss_center_heatmap=' in proc.stdout
+    assert 'step 2: model loss=' in proc.stdout and ', s=1.0' in proc.stdout
+    # A learning rate that diverges at once: the trace says where it stops.
+    proc = run_python('tools/analysis_tools/local_loss_trace.py', config,
+                      '--img-scale', '64', '64', '--steps', '4',
+                      '--cfg-options', 'optim_wrapper.optimizer.lr=1e12')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'is not finite at iteration' in proc.stdout, proc.stdout[-2000:]

@@ -288,7 +288,7 @@ def test_detect_anomalous_params_sees_every_block(tmp_path):
             module=model, detect_anomalous_params=True)
         wrapper = local_wrapper(ddp, method='man++', num_blocks=3)
         with mock.patch('mmengine.model.utils.print_log') as theirs, \
-                mock.patch('mmman.engine.optim_wrapper.print_log') as ours:
+                mock.patch('mmman.engine.ddp_sync.print_log') as ours:
             ddp.train_step(seg_batch(), wrapper)
     finally:
         dist.destroy_process_group()

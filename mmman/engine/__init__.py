@@ -2,8 +2,9 @@
 from .constructor import LocalOptimWrapperConstructor
 from .hooks import (BlockCollapseHook, LocalLearningHook,
                     start_local_training)
+from .local_losses import NonFiniteLocalLossError
 from .optim_wrapper import (LocalAmpOptimWrapper, LocalLearningMixin,
-                            LocalOptimWrapper, NonFiniteLocalLossError)
+                            LocalOptimWrapper)
 from .resume_signature import PlanMismatchError
 
 __all__ = [

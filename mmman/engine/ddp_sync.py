@@ -9,6 +9,7 @@ from typing import Dict, List, Sequence
 
 import torch
 from mmengine.dist import all_reduce, all_reduce_params, broadcast
+from mmengine.logging import print_log
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 
@@ -41,3 +42,16 @@ def all_reduce_grads(params: Sequence[torch.nn.Parameter]) -> None:
                 p.grad = torch.zeros_like(p)
             grads.append(p.grad)
     all_reduce_params(grads, coalesce=True, op='mean')
+
+
+def report_unused_params(named_params) -> None:
+    """What MMDDP's ``detect_anomalous_params`` reports, for every block:
+    trainable parameters that no loss reached (MMDDP would look only at the
+    model loss's graph and report blocks 1..K-1)."""
+    for name, p in named_params:
+        if p.requires_grad and p.grad is None:
+            print_log(
+                f'{name} with shape {p.size()} is not in the computational '
+                'graph of any loss',
+                logger='current',
+                level=40)

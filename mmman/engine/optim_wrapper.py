@@ -41,15 +41,13 @@ from mmman.local.auxiliary import LocalAuxiliary
 from mmman.local.partition import BlockPlan
 
 from .block_params import block_param_groups
-from .ddp_sync import all_reduce_grads, broadcast_coalesced
+from .ddp_sync import (all_reduce_grads, broadcast_coalesced,
+                       report_unused_params)
+from .local_losses import LocalLossLedger, NonFiniteLocalLossError, fmt_terms
 from .resume_signature import check_resumable, split_legacy_no_decay_group
 
 HOOK_HINT = ("add custom_hooks=[dict(type='LocalLearningHook')] to the "
              "config (mmman's configs/_base_/mmman/*_local.py snippets do)")
-
-
-class NonFiniteLocalLossError(FloatingPointError):
-    """A local loss became NaN or infinite (training stops before a step)."""
 
 
 def _detach(obj):
@@ -95,10 +93,7 @@ class LocalLearningMixin:
         self._handles = []
         self._stepped = False
         self._skipped_run = 0
-        # (block, {term: 0-dim tensor}) of the local losses since the last
-        # step: read with one device sync per step, not one per term.
-        self._pending: List[tuple] = []
-        self._last_local = {}
+        self._losses = LocalLossLedger()
         self._detect_unused = False
         self._groups: Optional[List[list]] = None
         self.optimizer.register_step_post_hook(self._mark_stepped)
@@ -183,53 +178,31 @@ class LocalLearningMixin:
                 'local losses need the targets of the batch.')
         losses = self.aux.loss(k, feature, self._data_samples, self._inputs)
         loss, log_vars = self.model.parse_losses(losses)
-        self._pending.append((k, {
-            n: v.detach()
-            for n, v in log_vars.items() if n != 'loss'
-        }))
+        self._losses.add(k, {n: v for n, v in log_vars.items() if n != 'loss'})
         self._local_backward(loss)
         return feature.detach()
 
     def _check_local(self) -> None:
-        """Log the local losses of the step and check them and every local
-        block's gradients for NaN/inf, reading all with one sync."""
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        values = [v.float().reshape(1) for _, t in pending for v in t.values()]
-        check_grads = not hasattr(self, 'loss_scaler')  # AMP checks its own
-        norms = []
-        if check_grads:
-            for params in self.block_groups[:-1]:
-                grads = [p.grad for p in params if p.grad is not None]
-                norms.append(
-                    torch.stack(torch._foreach_norm(grads)).sum().float()
-                    .reshape(1).to(values[0].device) if grads else
-                    values[0].new_zeros(1))
-        read = torch.cat(values + norms).tolist()
-        pos, bad_loss = 0, None
-        for k, terms in pending:
-            floats = dict(zip(terms, read[pos:pos + len(terms)]))
-            pos += len(terms)
-            self._last_local[k] = floats
-            for name, value in floats.items():
+        """Log the step's local losses; stop on a non-finite one, or on
+        non-finite gradients of a local block (AMP's scaler checks its own)."""
+        groups = None if hasattr(self, 'loss_scaler') else \
+            self.block_groups[:-1]
+        records, bad_loss, bad_grads = self._losses.read(groups)
+        for k, terms in records:
+            for name, value in terms.items():
                 self.message_hub.update_scalar(f'train/local{k + 1}_{name}',
                                                value)
-            if bad_loss is None and not all(map(_finite, floats.values())):
-                bad_loss = (k, floats)
         if bad_loss is not None:
             self._on_nonfinite_local_loss(*bad_loss)
-            return
-        for k, norm in enumerate(read[pos:]):
-            if not _finite(norm):
-                self._on_nonfinite_local_grads(k, self._last_local.get(k, {}))
-                return
+        elif bad_grads is not None:
+            self._on_nonfinite_local_grads(
+                bad_grads, self._losses.last.get(bad_grads, {}))
 
     def _on_nonfinite_local_loss(self, k: int, terms: dict) -> None:
         raise NonFiniteLocalLossError(
             f'local learning: the local loss of block {k + 1} '
             f'({self.plan.boundary_unit(k).name}) is not finite at '
-            f'iteration {self._iteration()}: {_fmt(terms)}. Training '
+            f'iteration {self._iteration()}: {fmt_terms(terms)}. Training '
             'stopped before the optimizer step, so no parameter changed. '
             'Lower the learning rate or the loss weight of that block\'s '
             'head, or check its inputs.')
@@ -239,7 +212,7 @@ class LocalLearningMixin:
             f'local learning: the gradients of block {k + 1} '
             f'({self.plan.boundary_unit(k).name}) are not finite at '
             f'iteration {self._iteration()}, its local loss is '
-            f'({_fmt(terms)}). Training stopped before the optimizer step, '
+            f'({fmt_terms(terms)}). Training stopped before the optimizer step, '
             'so no parameter changed. Lower the learning rate or the loss '
             'weight of that block\'s head, or check its inputs.')
 
@@ -311,7 +284,10 @@ class LocalLearningMixin:
             all_reduce_grads(self._all_params())
         self._check_local()
         if self._detect_unused:
-            self._report_unused()
+            report_unused_params(
+                list(self.model.named_parameters()) +
+                [(f'mmman_aux.{n}', p)
+                 for n, p in self.aux.named_parameters()])
         self._stepped = False
         self._take_step(**kwargs)
         if self._stepped:
@@ -324,20 +300,6 @@ class LocalLearningMixin:
         """The host wrapper's step (clip, optimizer step; AMP may skip)."""
         super().step(**kwargs)
 
-    def _report_unused(self) -> None:
-        """What MMDDP's ``detect_anomalous_params`` reports, for all blocks:
-        trainable parameters that no loss reached."""
-        named = list(self.model.named_parameters()) + [
-            (f'mmman_aux.{n}', p) for n, p in self.aux.named_parameters()
-        ]
-        for name, p in named:
-            if p.requires_grad and p.grad is None:
-                print_log(
-                    f'{name} with shape {p.size()} is not in the '
-                    'computational graph of any loss',
-                    logger='current',
-                    level=40)
-
     def _mark_stepped(self, optimizer, args, kwargs) -> None:
         self._stepped = True
 
@@ -347,8 +309,8 @@ class LocalLearningMixin:
         self.message_hub.update_scalar('train/skipped_steps',
                                        self._skipped_run)
         if self._skipped_run % self.max_skipped_steps == 0:
-            last = '; '.join(f'block {k + 1}: {_fmt(t)}'
-                             for k, t in sorted(self._last_local.items()))
+            last = '; '.join(f'block {k + 1}: {fmt_terms(t)}'
+                             for k, t in sorted(self._losses.last.items()))
             print_log(
                 f'local learning: the AMP loss scaler skipped the last '
                 f'{self._skipped_run} optimizer steps (non-finite local '
@@ -413,14 +375,6 @@ class LocalLearningMixin:
                 state_dict, self.optimizer.param_groups,
                 self.aux.legacy_params())
         super().load_state_dict(state_dict)
-
-
-def _finite(value: float) -> bool:
-    return value - value == 0.0  # False for NaN and +-inf
-
-
-def _fmt(terms: dict) -> str:
-    return ', '.join(f'{n}={v:.4g}' for n, v in terms.items())
 
 
 @OPTIM_WRAPPERS.register_module()

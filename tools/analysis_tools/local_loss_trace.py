@@ -94,7 +94,7 @@ def main():
             print(f'step {it + 1}: {error}')
             return
         print(f'step {it + 1}: model ' + ', '.join(
-            f'{n}={float(v):.4g}' for n, v in log_vars.items()))
+            f'{n}={float(v.detach()):.4g}' for n, v in log_vars.items()))
         for k in range(wrapper.plan.num_blocks - 1):
             terms = {
                 n.split('_', 1)[1]: s.current()
