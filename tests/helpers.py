@@ -6,6 +6,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
@@ -14,6 +15,16 @@ import mmman  # noqa: F401  (registers the local-learning pieces)
 from model_cfgs import (NUM_CLASSES, det_model_cfg, seg_model_cfg,  # noqa
                         vit_seg_model_cfg)
 
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is as fast, and fair to a busy machine
+    (autouse in the modules that import it)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def build(scope, cfg, seed=0):

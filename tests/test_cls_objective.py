@@ -7,15 +7,9 @@ from mmengine.registry import MODELS
 
 from helpers import (block_params, build, local_grads, local_wrapper,
                      reference_grads)
+from helpers import one_thread  # noqa: F401  (autouse)
 from test_cls_partition import cifar_resnet, classifier, cls_batch, vit
 
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def vgg11_three_stages():

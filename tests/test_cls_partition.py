@@ -3,15 +3,9 @@ import pytest
 import torch
 
 from helpers import build, local_wrapper
+from helpers import one_thread  # noqa: F401  (autouse)
 from mmman.local import PartitionError, backbone_units, build_block_plan
 
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def classifier(backbone, in_channels, neck=True, num_classes=10):

@@ -19,6 +19,7 @@ from mmman.datasets import (make_shapes_classification, make_stl10_like,
                             make_svhn_like)
 from mmman.engine import LocalOptimWrapper
 from helpers import evaluate_with_host_alone, run_python
+from helpers import one_thread  # noqa: F401  (autouse)
 from model_cfgs import tiny_cls_run
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -28,14 +29,6 @@ CONFIGS = sorted(
 R101_K4 = osp.join(ROOT, 'configs', 'mmpretrain', 'imagenet',
                    'resnet101_man++-k4_8xb16-coslr-90e_in1k.py')
 
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')

@@ -45,6 +45,7 @@ from mmman.local.balance import resolve_balance_cfg
 from mmman.local.plan_cache import CACHE_FILE
 from model_cfgs import (det_model_cfg, seg_model_cfg, tiny_cityscapes_run,
                         tiny_cls_run, tiny_coco_run)
+from helpers import one_thread  # noqa: F401  (autouse)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(ROOT, 'tools')
@@ -290,14 +291,6 @@ def task_data(tmp_path_factory):
 
     return get
 
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast, and fair to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------ tiny config
