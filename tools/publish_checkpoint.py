@@ -11,15 +11,15 @@ import argparse
 
 import torch
 
+from mmengine.runner import CheckpointLoader
+
 import mmman  # noqa: F401  (registers local learning)
 from mmman.utils import allow_mmengine_checkpoints
-from mmengine.runner import CheckpointLoader
 
 PLAIN = (str, int, float, bool, type(None))
 
-
-
 allow_mmengine_checkpoints()  # this tool's checkpoint loads (torch >= 2.6)
+
 
 def publish(src: str, dst: str) -> None:
     ckpt = CheckpointLoader.load_checkpoint(src, map_location='cpu')

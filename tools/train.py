@@ -14,14 +14,13 @@ warnings.filterwarnings(  # emitted by mmengine's import on setuptools 80
     'ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 import mmman  # noqa: F401  (registers local learning)
-from mmman.utils import allow_mmengine_checkpoints
 from mmman.apis import (DatasetNotFoundError, add_common_args, build_runner,
                         check_data_roots, close_distributed, enable_amp,
                         load_config)
-
-
+from mmman.utils import allow_mmengine_checkpoints
 
 allow_mmengine_checkpoints()  # this tool's checkpoint loads (torch >= 2.6)
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a model (mmman)')
