@@ -10,7 +10,6 @@ MMDet's / MMSeg's own tools/test.py read it on torch >= 2.6 without mmman.
 import argparse
 
 import torch
-
 from mmengine.runner import CheckpointLoader
 
 import mmman  # noqa: F401  (registers local learning)
