@@ -113,7 +113,11 @@ class TaskTargets:
 
 
 def infer_num_classes(model) -> int:
-    """Number of classes of an MMDet/MMSeg/MMPretrain model's main head."""
+    """Number of classes of an MMDet/MMSeg/MMPretrain model's main head.
+
+    A list of heads (Cascade R-CNN's ``roi_head.bbox_head`` stages, MMSeg's
+    cascade decode heads) gives its classes when every head agrees.
+    """
     candidates = ('head', 'decode_head', 'bbox_head', 'roi_head.bbox_head')
     for path in candidates:
         module = model
@@ -121,11 +125,12 @@ def infer_num_classes(model) -> int:
             module = getattr(module, part, None)
             if module is None:
                 break
-        if isinstance(module, (list, tuple)) or module is None:
-            continue
-        num = getattr(module, 'num_classes', None)
-        if isinstance(num, int):
-            return num
+        heads = list(module) if isinstance(module,
+                                           (list, tuple, nn.ModuleList)) \
+            else [module]
+        nums = {getattr(h, 'num_classes', None) for h in heads}
+        if len(nums) == 1 and isinstance(next(iter(nums)), int):
+            return nums.pop()
     raise ValueError(
         'local learning: cannot infer num_classes from the model; set it in '
         '`local_cfg.aux_head.num_classes`.')
