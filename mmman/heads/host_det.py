@@ -46,10 +46,10 @@ class DenseDetAuxHead(BaseModule):
         # live outside it). CenterNet's sets the heatmap bias to the 0.1
         # prior (-2.19) and the wh/offset convs to N(0, 0.001). Left at
         # PyTorch's default, every heatmap pixel starts at p = 0.5: on 2 x
-        # 800x1333 images (80 classes, stride 8-16) the heatmap loss of
-        # Faster R-CNN R50 MAN++ K=4 started at 729 (x0.1) instead of 4.6
-        # with 100x the gradient, and lr 0.02 drove it to NaN in 5 steps
-        # (tests/test_det_local_stability.py).
+        # 800x1333 images the heatmap loss of Faster R-CNN R50 MAN++ K=4
+        # started at 729 (x0.1) instead of 4.6 with 100x the gradient, and
+        # lr 0.02 drove it to NaN in 5 steps (docs/methods.md,
+        # tests/test_det_local_stability.py).
         self.head.init_weights()
 
     def loss(self, x: torch.Tensor,

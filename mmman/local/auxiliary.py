@@ -317,17 +317,12 @@ def leap_units(plan: BlockPlan, k: int, num: int) -> List[Unit]:
 
 
 def _build_head(cfg: dict, channels: int, tokens: bool) -> nn.Module:
-    """An auxiliary head, initialised as its class says: no Runner's
-    ``init_weights`` reaches it (it lives outside the model). Left at
-    PyTorch's defaults, MMDet's CenterNetHead starts every heatmap pixel at
-    p = 0.5 and took Faster R-CNN R50 MAN++ K=4 to NaN within five steps at
-    lr 0.02 (docs/methods.md); MMSeg's and MMPretrain's heads have their own
-    initialisation too."""
-    head = MODELS.build(
+    """An auxiliary head. No Runner's ``init_weights`` reaches it (it lives
+    outside the model): a head that needs its class's initialisation does
+    it itself (:class:`~mmman.heads.DenseDetAuxHead`; docs/methods.md says
+    why the others keep PyTorch's defaults)."""
+    return MODELS.build(
         cfg, default_args=dict(in_channels=channels, tokens=tokens))
-    if hasattr(head, 'init_weights'):
-        head.init_weights()
-    return head
 
 
 def _weighted(losses: dict, weight: float, suffix: str = '') -> dict:
