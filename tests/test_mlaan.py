@@ -148,7 +148,7 @@ def test_leap_module_copies_the_unit_after_the_next_block_with_ema():
     model.train_step(seg_batch(), wrapper)
     # every EMA copy moves after every step (not only the last one)
     assert [int(e.steps) for e in emas] == [s + 1 for s in steps]
-    assert aux.copy_sources(plan)['leaps.0.first.copy'] == \
+    assert aux.copy_sources()['leaps.0.first.copy'] == \
         plan.units[plan.ends[1] + 1].name
 
 

@@ -143,11 +143,11 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         finally:
             for key in ('model', 'plan', 'aux', 'signature'):
                 self.optim_wrapper_cfg.pop(key)
-        for group in self._aux_param_groups(aux, plan):
+        for group in self._aux_param_groups(aux):
             optim_wrapper.optimizer.add_param_group(group)
         return optim_wrapper
 
-    def _aux_param_groups(self, aux: LocalAuxiliary, plan) -> list:
+    def _aux_param_groups(self, aux: LocalAuxiliary) -> list:
         """Param groups of the auxiliary nets.
 
         With ``paramwise_cfg``, the trainable copy eta' of a unit is named

@@ -124,7 +124,7 @@ class LocalLearningMixin:
             print_log('local learning: copies restored from the checkpoint',
                       logger='current')
             return
-        self.aux.reset_copies(self.plan)
+        self.aux.reset_copies()
         if get_world_size() > 1:  # heads were initialised per rank
             broadcast_coalesced(list(self.aux.state_dict().values()))
         print_log(
@@ -199,22 +199,21 @@ class LocalLearningMixin:
                 bad_grads, self._losses.last.get(bad_grads, {}))
 
     def _on_nonfinite_local_loss(self, k: int, terms: dict) -> None:
-        raise NonFiniteLocalLossError(
-            f'local learning: the local loss of block {k + 1} '
-            f'({self.plan.boundary_unit(k).name}) is not finite at '
-            f'iteration {self._iteration()}: {fmt_terms(terms)}. Training '
-            'stopped before the optimizer step, so no parameter changed. '
-            'Lower the learning rate or the loss weight of that block\'s '
-            'head, or check its inputs.')
+        self._stop_nonfinite(k, 'the local loss', 'is', fmt_terms(terms))
 
     def _on_nonfinite_local_grads(self, k: int, terms: dict) -> None:
+        self._stop_nonfinite(k, 'the gradients', 'are',
+                             f'its local loss is {fmt_terms(terms)}')
+
+    def _stop_nonfinite(self, k: int, what: str, verb: str,
+                        detail: str) -> None:
         raise NonFiniteLocalLossError(
-            f'local learning: the gradients of block {k + 1} '
-            f'({self.plan.boundary_unit(k).name}) are not finite at '
-            f'iteration {self._iteration()}, its local loss is '
-            f'({fmt_terms(terms)}). Training stopped before the optimizer step, '
-            'so no parameter changed. Lower the learning rate or the loss '
-            'weight of that block\'s head, or check its inputs.')
+            f'local learning: {what} of block {k + 1} '
+            f'({self.plan.boundary_unit(k).name}) {verb} not finite at '
+            f'iteration {self._iteration()}: {detail}. Training stopped '
+            'before the optimizer step, so no parameter changed. Lower the '
+            'learning rate or the loss weight of that block\'s head, or '
+            'check its inputs.')
 
     def _local_backward(self, loss: torch.Tensor) -> None:
         """Backward of a local loss, scaled like the model's own loss."""
@@ -259,7 +258,7 @@ class LocalLearningMixin:
                 'local learning: the eta copies were never taken from the '
                 f'next layers; {HOOK_HINT}. Without a Runner, call '
                 '`optim_wrapper.take_copies()` before training.')
-        self.aux.follow_modes(self.plan)
+        self.aux.follow_modes()
         if getattr(model, 'detect_anomalous_params', False):
             # MMDDP would look only at the model loss's graph and report
             # blocks 1..K-1 as unused: the wrapper checks gradients instead.
@@ -292,7 +291,7 @@ class LocalLearningMixin:
         self._take_step(**kwargs)
         if self._stepped:
             self._skipped_run = 0
-            self.aux.update_ema(self.plan)
+            self.aux.update_ema()
         else:
             self._report_skipped_step()
 

@@ -17,6 +17,7 @@ from .partition import BlockPlan, Unit, feature_channels
 PARTS: Tuple[Tuple[str, str], ...] = (('etas', 'eta'), ('heads', 'head'),
                                       ('probes', 'probe'), ('leaps', 'leap'),
                                       ('man_heads', 'man_head'))
+_OLD_NAMES = {new: old for old, new in PARTS}
 
 
 class LocalBlockAux(nn.Module):
@@ -233,18 +234,18 @@ class LocalAuxiliary(nn.Module):
         return self.blocks[k].loss(feature,
                                    self.targets(data_samples, inputs))
 
-    def reset_copies(self, plan: Optional[BlockPlan] = None) -> None:
+    def reset_copies(self) -> None:
         """Take every eta' and eta'' (and leap copy) from its source."""
         for block in self.blocks:
             block.reset_copies()
         self.initialized.fill_(True)
 
-    def update_ema(self, plan: Optional[BlockPlan] = None) -> None:
+    def update_ema(self) -> None:
         """Move every EMA copy toward its source (after an optimizer step)."""
         for block in self.blocks:
             block.update_ema()
 
-    def follow_modes(self, plan: Optional[BlockPlan] = None) -> None:
+    def follow_modes(self) -> None:
         """Train the heads; give the copies their sources' modes."""
         for block in self.blocks:
             block.follow_modes()
@@ -267,15 +268,14 @@ class LocalAuxiliary(nn.Module):
                 for k, block in enumerate(self.blocks)
                 if hasattr(block, new)]
 
-    def copy_sources(self, plan: Optional[BlockPlan] = None) -> Dict[str, str]:
+    def copy_sources(self) -> Dict[str, str]:
         """``{legacy path of a trainable copy: unit it copies}`` (so
         ``paramwise_cfg`` can treat a copy like its source)."""
         found = {}
         for k, block in enumerate(self.blocks):
             for path, unit in block.copy_sources().items():
                 part, rest = path.split('.', 1)
-                old = dict((new, o) for o, new in PARTS)[part]
-                found[f'{old}.{k}.{rest}'] = unit
+                found[f'{_OLD_NAMES[part]}.{k}.{rest}'] = unit
         return found
 
     @staticmethod

@@ -15,7 +15,6 @@ the next one's peak.
 """
 import argparse
 import copy
-import importlib
 import json
 import os
 import os.path as osp
@@ -26,7 +25,7 @@ import tempfile
 import time
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from tqdm import tqdm
 
 MIB = 2**20
@@ -53,29 +52,6 @@ def parse_args(argv=None):
                         help='CONFIGS is one result JSON: only re-render it')
     parser.add_argument('--single', help=argparse.SUPPRESS)  # child mode
     return parser.parse_args(argv)
-
-
-def _build(config, cfg_options, device, img_scale):
-    from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import MODELS, init_default_scope
-
-    import mmman  # noqa: F401
-    from mmman.apis import configure_balance
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    configure_balance(cfg, img_scale)  # balanced for the size measured
-    scope = cfg.get('default_scope', 'mmdet')
-    importlib.import_module(f'{scope}.utils').register_all_modules(False)
-    init_default_scope(scope)
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.pop('pretrained', None)  # random weights: nothing downloaded
-    model_cfg.get('backbone', {}).pop('init_cfg', None)
-    model = MODELS.build(model_cfg).to(device)
-    model.train()
-    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    mmman.start_local_training(wrapper)
-    return model, wrapper
 
 
 def _tensor_bytes(tensors) -> int:
@@ -144,7 +120,9 @@ def measure(config, cfg_options, iters, warmup, batch_size, img_scale,
     from mmman.tasks import synthetic_batch
     torch.manual_seed(0)
     baseline = current_rss_bytes() if device.type == 'cpu' else 0
-    model, wrapper = _build(config, cfg_options, device, img_scale)
+    from mmman.apis import build_for_measurement
+    model, wrapper = build_for_measurement(config, cfg_options, device,
+                                           img_scale)
     batch = synthetic_batch(model, batch_size, tuple(img_scale))
     for _ in range(warmup):
         model.train_step(copy.deepcopy(batch), wrapper)

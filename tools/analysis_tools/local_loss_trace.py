@@ -18,18 +18,13 @@ warnings.filterwarnings(  # emitted by mmengine's import on setuptools 80
     'ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import MessageHub  # noqa: E402
-from mmengine.optim import build_optim_wrapper  # noqa: E402
-from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 
 import mmman  # noqa: F401,E402
+from mmman.apis import build_for_measurement  # noqa: E402
 from mmman.engine import NonFiniteLocalLossError  # noqa: E402
-from mmman.engine import start_local_training  # noqa: E402
-try:
-    from mmman.tasks import synthetic_batch
-except ImportError:  # checkouts before issue 20 (to trace before a fix)
-    from mmman.utils.synthetic import synthetic_batch
+from mmman.tasks import synthetic_batch  # noqa: E402
 
 
 def parse_args():
@@ -43,26 +38,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def build(args):
-    """The model and optim wrapper as ``benchmark_memory.py`` builds them:
-    random weights (nothing downloaded), balanced for the traced size."""
-    from mmman.apis import configure_balance
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    configure_balance(cfg, tuple(args.img_scale))
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
-    model_cfg = cfg.model
-    model_cfg.pop('pretrained', None)
-    model_cfg.get('backbone', {}).pop('init_cfg', None)
-    torch.manual_seed(args.seed)
-    model = MODELS.build(model_cfg)
-    model.train()
-    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    start_local_training(wrapper)
-    return model, wrapper
-
-
 def _norm(params) -> float:
     grads = [p.grad.detach().float() for p in params if p.grad is not None]
     return math.sqrt(sum(float(g.pow(2).sum()) for g in grads))
@@ -70,7 +45,9 @@ def _norm(params) -> float:
 
 def main():
     args = parse_args()
-    model, wrapper = build(args)
+    torch.manual_seed(args.seed)
+    model, wrapper = build_for_measurement(args.config, args.cfg_options,
+                                           img_scale=args.img_scale)
     hub = MessageHub.get_current_instance()
     size = tuple(args.img_scale)
     print(f'{args.config} at {args.batch_size} x {size[0]}x{size[1]}')

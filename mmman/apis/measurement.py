@@ -1,0 +1,34 @@
+"""A config's model and optim wrapper for a measurement on synthetic input
+(the memory benchmark, the local-loss trace): random weights, nothing
+downloaded, balanced for the measured size, copies taken."""
+import copy
+import importlib
+
+from mmengine.config import Config
+
+from .balance_setup import configure_balance
+
+
+def build_for_measurement(config: str, cfg_options=None, device='cpu',
+                          img_scale=(800, 1333)):
+    """``(model, optim_wrapper)`` of ``config``, in train mode on
+    ``device``."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import MODELS, init_default_scope
+
+    from mmman.engine import start_local_training
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    configure_balance(cfg, tuple(img_scale))  # balanced for the size measured
+    scope = cfg.get('default_scope', 'mmdet')
+    importlib.import_module(f'{scope}.utils').register_all_modules(False)
+    init_default_scope(scope)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.pop('pretrained', None)  # random weights: nothing downloaded
+    model_cfg.get('backbone', {}).pop('init_cfg', None)
+    model = MODELS.build(model_cfg).to(device)
+    model.train()
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    start_local_training(wrapper)
+    return model, wrapper
