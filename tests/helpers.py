@@ -12,6 +12,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 import mmman  # noqa: F401  (registers the local-learning pieces)
+from mmman.local.unit_trace import first_tensor, map_tensors
 from model_cfgs import (NUM_CLASSES, det_model_cfg, seg_model_cfg,  # noqa
                         vit_seg_model_cfg)
 
@@ -39,7 +40,11 @@ def build(scope, cfg, seed=0):
 def local_wrapper(model, lr=0.01, take_copies=True, optimizer=None,
                   **local_cfg):
     """LocalOptimWrapper for ``model`` with SGD, copies taken (what
-    LocalLearningHook does when a Runner starts training)."""
+    LocalLearningHook does when a Runner starts training).
+
+    The tests' auxiliary head is the image-level one unless ``aux_head`` is
+    given (``aux_head=None``: the task's default objective)."""
+    local_cfg.setdefault('aux_head', dict(type='ImageClassAuxHead'))
     wrapper = build_optim_wrapper(
         model,
         dict(
@@ -112,13 +117,34 @@ def block_params(model, plan, k):
             if p.requires_grad and n not in earlier
         }
     prefixes = [u.name + '.' for u in plan.block_units(k)]
+    owned = {
+        id(p)
+        for u in plan.block_units(k) for m in u.tail for p in m.parameters()
+    }
     if k == 0:
         prefixes += [f'{plan.backbone}.{s}' for s in STEM]
+        # any other stem (HRNet's conv2, bn2): what the backbone registers
+        # before its first unit
+        first = {id(p) for p in plan.units[0].module.parameters()}
+        for p in model.get_submodule(plan.backbone).parameters():
+            if id(p) in first:
+                break
+            owned.add(id(p))
     return {
         n: p
-        for n, p in model.named_parameters()
-        if p.requires_grad and any(n.startswith(pre) for pre in prefixes)
+        for n, p in model.named_parameters() if p.requires_grad and (
+            id(p) in owned or any(n.startswith(pre) for pre in prefixes))
     }
+
+
+def no_aux_dropout(aux):
+    """Dropout off in the auxiliary heads (MMSeg's FCNHead has 0.1): local
+    losses run amid the forward pass, the reference's after it, so the two
+    would draw different masks."""
+    for m in aux.modules():
+        if isinstance(m, torch.nn.Dropout2d) or isinstance(
+                m, torch.nn.Dropout):
+            m.p = 0.0
 
 
 def reference_grads(model, aux, plan, batch):
@@ -128,11 +154,12 @@ def reference_grads(model, aux, plan, batch):
     d L_k / d theta_k, the last block's is d L_model / d theta_K, each from a
     backward of that loss alone.
     """
-    feats = {}
+    no_aux_dropout(aux)
+    calls = {}  # what block k+1's first unit receives: block k's output
     handles = [
-        plan.boundary_unit(k).module.register_forward_hook(
-            lambda m, a, out, k=k: feats.__setitem__(k, out))
-        for k in range(plan.num_blocks - 1)
+        plan.next_unit(k).module.register_forward_pre_hook(
+            lambda m, a, kw, k=k: calls.__setitem__(k, map_tensors((a, kw))),
+            with_kwargs=True) for k in range(plan.num_blocks - 1)
     ]
     try:
         torch.manual_seed(0)  # same dropout masks as in local_grads
@@ -146,7 +173,8 @@ def reference_grads(model, aux, plan, batch):
     ref = {}
     losses = [
         model.parse_losses(
-            aux.loss(k, feats[k], data['data_samples'], data['inputs']))[0]
+            aux.loss(k, first_tensor(calls[k]), data['data_samples'],
+                     data['inputs'], *calls[k]))[0]
         for k in range(plan.num_blocks - 1)
     ] + [model_loss]
     # backward() per loss (not autograd.grad: reentrant with_cp refuses it).
@@ -164,6 +192,8 @@ def reference_grads(model, aux, plan, batch):
 
 def local_grads(model, wrapper, batch):
     """Gradients left by one local-learning forward + model backward."""
+    if getattr(wrapper, 'aux', None) is not None:
+        no_aux_dropout(wrapper.aux)
     wrapper.zero_grad()
     with wrapper.optim_context(model):
         torch.manual_seed(0)  # same dropout masks as in reference_grads

@@ -34,7 +34,7 @@ def _model(norm, seed):
     return model
 
 
-def _make_wrapper(model, norm):
+def _make_wrapper(model, norm, **local_cfg):
     norm_cfg = dict(type='GN', num_groups=4) if norm == 'GN' else dict(
         type='BN')
     return local_wrapper(
@@ -43,7 +43,8 @@ def _make_wrapper(model, norm):
             type='SGD', lr=0.05, momentum=0.9, weight_decay=WEIGHT_DECAY),
         method='man++',
         num_blocks=3,
-        aux_head=dict(type='ImageClassAuxHead', norm_cfg=norm_cfg))
+        aux_head=dict(type='ImageClassAuxHead', norm_cfg=norm_cfg),
+        **local_cfg)
 
 
 def _shard(step, rank, world):

@@ -77,7 +77,8 @@ def test_dilated_resnetv1c_copies_keep_dilation():
 
 def test_vision_transformer_blocks():
     model = build('mmseg', vit_seg_model_cfg())
-    wrapper = local_wrapper(model, method='man++', num_blocks=2)
+    wrapper = local_wrapper(model, method='man++', num_blocks=2,
+                            aux_head=dict(type='ImageClassAuxHead'))
     assert _ends(wrapper.plan) == ['backbone.layers.1']
     assert wrapper.plan.next_unit(0).name == 'backbone.layers.2'
     assert wrapper.plan.finished_outputs() == [0]

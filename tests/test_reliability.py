@@ -117,7 +117,9 @@ def _amp_wrapper(model, init_scale, clip=None, **local):
                 constructor='LocalOptimWrapperConstructor',
                 optimizer=dict(type='SGD', lr=0.1),
                 clip_grad=clip,
-                local_cfg=dict(method='man', num_blocks=3, **local)))
+                local_cfg=dict(method='man', num_blocks=3,
+                               aux_head=dict(type='ImageClassAuxHead'),
+                               **local)))
     wrapper.loss_scaler = torch.amp.GradScaler(
         'cpu', init_scale=init_scale, growth_interval=1000)
     wrapper.take_copies()
@@ -224,7 +226,8 @@ def test_paramwise_cfg_reaches_the_eta_copies(paramwise):
             constructor='LocalOptimWrapperConstructor',
             optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4),
             paramwise_cfg=paramwise,
-            local_cfg=dict(method='man++', num_blocks=3)))
+            local_cfg=dict(method='man++', num_blocks=3,
+                           aux_head=dict(type='ImageClassAuxHead'))))
     setting = {id(p): (g['lr'], g['weight_decay'])
                for g in wrapper.optimizer.param_groups for p in g['params']}
     for k, eta in enumerate(wrapper.aux.etas):

@@ -115,10 +115,14 @@ def test_mlaan_cascade_and_eta_on_vgg_run_the_stage_max_pools():
     plan, aux = wrapper.plan, wrapper.aux
     assert plan.next_unit(0).pre  # block 2 opens after a max-pool
     model.eval()
-    outputs = {}
+    outputs, received = {}, {}
     hooks = [
         plan.boundary_unit(k).module.register_forward_hook(
             lambda m, a, out, k=k: outputs.setdefault(k, out))
+        for k in range(plan.num_blocks - 1)
+    ] + [
+        plan.next_unit(k).module.register_forward_pre_hook(
+            lambda m, a, k=k: received.setdefault(k, a[0]))
         for k in range(plan.num_blocks - 1)
     ]
     with torch.no_grad():
@@ -127,11 +131,18 @@ def test_mlaan_cascade_and_eta_on_vgg_run_the_stage_max_pools():
         for h in hooks:
             h.remove()
         for k in range(plan.num_blocks - 2):
-            cascade = run_units(plan.block_units(k + 1), outputs[k])
-            torch.testing.assert_close(cascade, outputs[k + 1])
-            # eta runs the pool before its copies of the next conv
+            # a block's output is what the next block receives: pooled
             nxt = plan.next_unit(k)
-            assert aux.blocks[k].run_eta(outputs[k]).shape == nxt.run(outputs[k]).shape
+            pooled = outputs[k]
+            for layer in nxt.pre:
+                pooled = layer(pooled)
+            torch.testing.assert_close(received[k], pooled)
+            assert pooled.shape[-1] == outputs[k].shape[-1] // 2
+            cascade = run_units(plan.block_units(k + 1), received[k],
+                                first_pre=False)
+            torch.testing.assert_close(cascade, outputs[k + 1])
+            assert aux.blocks[k].run_eta(received[k]).shape == \
+                nxt.module(received[k]).shape
     model.train()
     model.train_step(cls_batch(), wrapper)
 
@@ -305,7 +316,8 @@ def test_no_batch_outlives_the_step():
 def test_finite_loss_with_non_finite_gradients_is_not_stepped():
     model = build('mmseg', seg_model_cfg())
     model.train()
-    wrapper = local_wrapper(model, lr=0.1, method='man++', num_blocks=3)
+    wrapper = local_wrapper(model, lr=0.1, method='man++', num_blocks=3,
+                            aux_head=dict(type='ImageClassAuxHead'))
     model.train_step(seg_batch(seed=0), wrapper)
     bias = wrapper.aux.heads[1].fc[-1].bias
     bias.register_hook(lambda g: torch.full_like(g, float('nan')))

@@ -65,7 +65,13 @@ def runner_cfg(work_dir, data_root, name, max_epochs=2, lr=0.05,
             constructor='LocalOptimWrapperConstructor',
             optimizer=dict(type='SGD', lr=lr, momentum=0.9,
                            weight_decay=1e-4),
-            local_cfg=dict(method=method, num_blocks=3)),
+            # the task's dense objective, without dropout: the resume test
+            # needs the same masks (MMEngine saves no RNG state)
+            local_cfg=dict(
+                method=method,
+                num_blocks=3,
+                aux_head=dict(
+                    type='DecodeAuxHead', head=dict(dropout_ratio=0.0)))),
         param_scheduler=[],
         custom_hooks=[dict(type='LocalLearningHook')],
         default_hooks=dict(

@@ -3,8 +3,8 @@ for resume through mmman's safe loader (issue 13, defect 0: MultiStepLR's
 ``Counter`` milestones were refused).
 
 In process, through the code path of tools/test.py and ``--resume``
-(MMEngine's ``CheckpointLoader`` scheme mmman registers, ``Runner.test`` and
-``Runner.resume``): one tiny run per loop type with every scheduler class of
+(MMEngine's ``CheckpointLoader`` scheme mmman's tools register, ``Runner.test``
+and ``Runner.resume``): one tiny run per loop type with every scheduler class of
 the MMEngine, MMDet, MMSeg and MMPretrain registries, and one per schedule
 found in configs/. Then tools/train.py, tools/test.py and ``--resume`` as a
 user runs them on a Faster R-CNN with MMDet's 1x schedule.
@@ -28,11 +28,23 @@ from mmengine.model import BaseModel
 from mmengine.runner import CheckpointLoader, Runner
 from torch.utils.data import Dataset
 
-import mmman  # noqa: F401  (registers the loader; defines torchvision ops)
+import mmman  # noqa: F401  (defines torchvision ops)
 from helpers import ROOT, run_python
+from mmman.utils.checkpoint import mmengine_checkpoints_allowed
 from mmman.apis import build_runner
 from mmman.datasets import make_coco_shapes
 from model_cfgs import tiny_coco_run
+
+
+
+@pytest.fixture(autouse=True)
+def safe_loader():
+    """The loader mmman's tools/train.py and tools/test.py install (importing
+    mmman installs nothing): without it, a test here passed only after
+    another test had left it installed."""
+    with mmengine_checkpoints_allowed():
+        yield
+
 
 SCOPES = ('mmengine', 'mmdet', 'mmseg', 'mmpretrain')
 # Arguments per scheduler family (class name prefix), for a 2-4 step run.

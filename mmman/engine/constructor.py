@@ -20,7 +20,12 @@ Config (everything lives in ``optim_wrapper``)::
             momentum=0.995,        # MAN EMA, paper convention
             eta=None,              # ablations, e.g. dict(learnable_copy=False)
             mlaan=None,            # MLAAN: dict(wx=0.001, wy=0.999, ...)
-            aux_head=dict(type='ImageClassAuxHead'),  # or one per block
+            aux_head=None,         # None: the task's dense objective
+                                   # (det: DenseDetAuxHead, seg:
+                                   # DecodeAuxHead, cls: ImageClassAuxHead),
+                                   # or a head config, or one per block
+            checkpoint=None,       # 'all' or [1, 3]: these blocks' units
+                                   # recompute their activations in backward
             backbone='backbone'))
 """
 import copy
@@ -34,14 +39,16 @@ from mmman.local.auxiliary import LocalAuxiliary, per_block
 from mmman.local.methods import resolve_eta_cfg, resolve_mlaan_cfg
 from mmman.local.objectives import objective_heads
 from mmman.local.planning import plan_blocks
-from mmman.tasks import TaskTargets, infer_num_classes, synthetic_batch
+from mmman.tasks import (TaskTargets, default_aux_head, infer_num_classes,
+                         synthetic_batch)
 
 from .optim_wrapper import LocalLearningMixin
 from .resume_signature import plan_signature
+from .unit_checkpoint import checkpoint_blocks
 
 LOCAL_CFG_KEYS = ('method', 'objective', 'num_blocks', 'boundaries',
                   'balance', 'momentum', 'eta', 'mlaan', 'aux_head',
-                  'backbone')
+                  'checkpoint', 'backbone')
 DEFAULT_LOCAL_CFG = dict(
     method='e2e',
     objective=None,
@@ -51,7 +58,8 @@ DEFAULT_LOCAL_CFG = dict(
     balance=None,
     momentum=0.995,
     eta=None,
-    aux_head=dict(type='ImageClassAuxHead'),
+    aux_head=None,
+    checkpoint=None,
     backbone='backbone')
 
 
@@ -91,7 +99,14 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             raise TypeError(
                 'LocalOptimWrapperConstructor builds LocalOptimWrapper or '
                 f'LocalAmpOptimWrapper, not {self.optim_wrapper_cfg["type"]}.')
-        # Fail on a bad method before anything is built.
+        # Fail on a bad method or checkpoint before anything is built.
+        checkpoint_blocks(self.local_cfg['checkpoint'])
+        if (self.local_cfg['method'] == 'e2e'
+                and self.local_cfg['checkpoint'] is not None):
+            raise ValueError(
+                "local_cfg.checkpoint checkpoints local blocks; method='e2e' "
+                "has none (use the backbone's with_cp, or num_blocks=1 with "
+                'a local method for the same checkpointing end to end).')
         self.eta_cfg = resolve_eta_cfg(self.local_cfg['method'],
                                        self.local_cfg['eta'],
                                        self.local_cfg['momentum'])
@@ -114,13 +129,16 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             eta_cfg=self.eta_cfg,
             mlaan_cfg=self.mlaan_cfg,
             backbone=cfg['backbone'],
-            batch_fn=lambda size: synthetic_batch(module, 2, size))
+            batch_fn=lambda size: synthetic_batch(module, 2, size),
+            checkpointed=checkpoint_blocks(cfg['checkpoint'],
+                                           cfg['num_blocks']))
         if cfg['objective'] is not None:  # replaces aux_head
             heads = objective_heads(cfg['objective'], plan.num_blocks)
         else:
+            head = cfg['aux_head'] or default_aux_head(module)
             heads = [
-                dict(h) for h in per_block(cfg['aux_head'],
-                                           plan.num_blocks - 1, 'aux_head')
+                dict(h)
+                for h in per_block(head, plan.num_blocks - 1, 'aux_head')
             ]
         for head in heads:
             if head.get('num_classes') is None:
@@ -137,11 +155,12 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
         self.optim_wrapper_cfg.update(
             model=module, plan=plan, aux=aux, signature=plan_signature(
-                cfg['method'], cfg['objective'], self.eta_cfg, plan))
+                cfg['method'], cfg['objective'], self.eta_cfg, plan),
+            checkpoint=cfg['checkpoint'])
         try:
             optim_wrapper = super().__call__(model)
         finally:
-            for key in ('model', 'plan', 'aux', 'signature'):
+            for key in ('model', 'plan', 'aux', 'signature', 'checkpoint'):
                 self.optim_wrapper_cfg.pop(key)
         for group in self._aux_param_groups(aux):
             optim_wrapper.optimizer.add_param_group(group)

@@ -5,6 +5,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from mmman.local.unit_trace import first_tensor
 from mmman.utils.checkpoint import (allow_mmengine_checkpoints,
                                     restore_checkpoint_loader)
 
@@ -98,7 +99,8 @@ class BlockCollapseHook(Hook):
 
         def probe(module, args, output):
             with torch.no_grad():
-                self._shares[k] = (output != 0).float().mean().item()
+                self._shares[k] = (first_tensor(output) !=
+                                   0).float().mean().item()
 
         return probe
 

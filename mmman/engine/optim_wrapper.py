@@ -7,10 +7,11 @@ local learning without a line of model code changing:
 
 * inside ``optim_context`` it arms forward hooks at the block boundaries (and
   removes them on exit: between steps the model carries no hook, so a deep
-  copy of it, e.g. by MMEngine's ``EMAHook``, is the plain model). At the end
-  of block k < K the hook computes the local loss on the block output, checks
-  it is finite, backpropagates it at once (freeing block k's activations) and
-  hands a detached output to block k+1. Backbone outputs produced inside a
+  copy of it, e.g. by MMEngine's ``EMAHook``, is the plain model). When block
+  k+1's first unit is called, its pre-hook computes block k's local loss on
+  what the unit receives (eta is called with the same arguments, e.g. Swin's
+  ``hw_shape``), backpropagates it at once (freeing block k's activations)
+  and hands the unit its inputs detached. Backbone outputs produced inside a
   finished block (FPN inputs, MMSeg ``auxiliary_head`` inputs) are detached;
 * ``update_params`` backpropagates the model's own loss through the last
   block, neck and heads, clips each block's gradients on their own (when
@@ -39,24 +40,22 @@ from mmengine.registry import OPTIM_WRAPPERS
 
 from mmman.local.auxiliary import LocalAuxiliary
 from mmman.local.partition import BlockPlan
+from mmman.local.unit_trace import flat_tensors, map_tensors
 
 from .block_params import block_param_groups
 from .ddp_sync import (all_reduce_grads, broadcast_coalesced,
                        report_unused_params)
 from .local_losses import LocalLossLedger, NonFiniteLocalLossError, fmt_terms
 from .resume_signature import check_resumable, split_legacy_no_decay_group
+from .unit_checkpoint import checkpoint_blocks, checkpointed_units
 
 HOOK_HINT = ("add custom_hooks=[dict(type='LocalLearningHook')] to the "
              "config (mmman's configs/_base_/mmman/*_local.py snippets do)")
 
 
 def _detach(obj):
-    """Detach every tensor in a (nested) tuple/list output."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach()
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_detach(o) for o in obj)
-    return obj
+    """Detach every tensor in a (nested) tuple / list / dict."""
+    return map_tensors(obj, torch.Tensor.detach)
 
 
 class LocalLearningMixin:
@@ -70,6 +69,9 @@ class LocalLearningMixin:
             (method, eta branches, block ends); saved with the aux state.
         max_skipped_steps (int): Report a run of this many consecutive
             optimizer steps skipped by the AMP loss scaler.
+        checkpoint: ``local_cfg.checkpoint``: None, ``'all'`` or 1-based
+            blocks whose units recompute their activations in backward
+            (:mod:`~mmman.engine.unit_checkpoint`).
     """
 
     def __init__(self,
@@ -79,6 +81,7 @@ class LocalLearningMixin:
                  aux: Optional[LocalAuxiliary] = None,
                  signature: Optional[dict] = None,
                  max_skipped_steps: int = 10,
+                 checkpoint=None,
                  **kwargs):
         super().__init__(*args, **kwargs)
         if (plan is None) != (aux is None):
@@ -88,6 +91,11 @@ class LocalLearningMixin:
         self.aux = aux
         self.signature = signature
         self.max_skipped_steps = max_skipped_steps
+        if checkpoint is not None and plan is None:
+            raise ValueError('local_cfg.checkpoint needs local blocks (a '
+                             "method other than 'e2e').")
+        self.checkpoint_blocks = checkpoint_blocks(
+            checkpoint, plan.num_blocks if plan is not None else None)
         self._inputs = None
         self._data_samples = None
         self._handles = []
@@ -96,6 +104,7 @@ class LocalLearningMixin:
         self._losses = LocalLossLedger()
         self._detect_unused = False
         self._groups: Optional[List[list]] = None
+        self._stepped_blocks = set()  # blocks whose local step ran
         self.optimizer.register_step_post_hook(self._mark_stepped)
 
     @property
@@ -135,13 +144,15 @@ class LocalLearningMixin:
     # ---------------------------------------------------------------- hooks
     def _arm(self) -> None:
         plan = self.plan
+        self._stepped_blocks = set()
         self._handles.append(
             self.model.register_forward_pre_hook(
                 self._capture_batch, with_kwargs=True))
         for k in range(plan.num_blocks - 1):
-            unit = plan.boundary_unit(k).module
+            unit = plan.next_unit(k).module
             self._handles.append(
-                unit.register_forward_hook(self._make_boundary_hook(k)))
+                unit.register_forward_pre_hook(
+                    self._make_boundary_hook(k), with_kwargs=True))
         if plan.finished_outputs():
             backbone = self.model.get_submodule(plan.backbone)
             self._handles.append(
@@ -160,27 +171,48 @@ class LocalLearningMixin:
                                         args[1] if len(args) > 1 else None)
 
     def _make_boundary_hook(self, k: int):
+        """Forward pre-hook of block k+1's first unit: block k's local step
+        on what that unit receives, which it then receives detached."""
 
-        def hook(module, args, output):
-            return self._local_step(k, output)
+        def hook(module, args, kwargs):
+            if k in self._stepped_blocks:
+                raise RuntimeError(
+                    f'local learning: {self.plan.next_unit(k).name} ran twice '
+                    'in one forward pass (e.g. DetectoRS\'s recursive '
+                    'feature pyramid runs the backbone again); block '
+                    f'{k + 1}\'s local loss needs it to run once per step.')
+            self._stepped_blocks.add(k)
+            detached = _detach(args), _detach(kwargs)  # new containers: eta
+            self._local_step(k, args, kwargs)  # may fill them in place
+            return detached
 
         return hook
 
-    def _local_step(self, k: int, feature: torch.Tensor) -> torch.Tensor:
-        """Local loss of block k, backpropagated now; detached output.
+    def _local_step(self, k: int, args: tuple, kwargs: dict) -> None:
+        """Local loss of block k, backpropagated now.
 
-        The loss terms are kept as tensors and checked at the step
+        ``args``/``kwargs``: the call of block k+1's first unit; its first
+        tensor is block k's output, and eta is called like that unit. The
+        loss terms are kept as tensors and checked at the step
         (:meth:`_check_local`): one device sync per step, not per term.
         """
         if self._data_samples is None:
             raise RuntimeError(
                 'local learning: the model was called without data_samples; '
                 'local losses need the targets of the batch.')
-        losses = self.aux.loss(k, feature, self._data_samples, self._inputs)
+        feature = flat_tensors(
+            (args, kwargs))[self.plan.next_unit(k).in_index]
+        if not feature.requires_grad:
+            raise RuntimeError(
+                f'local learning: block {k + 1}\'s output reaches '
+                f'{self.plan.next_unit(k).name} without an autograd graph '
+                '(a backbone with its own backward, e.g. reversible layers, '
+                'or a frozen block): there is no local loss to learn from.')
+        losses = self.aux.loss(k, feature, self._data_samples, self._inputs,
+                               args, kwargs)
         loss, log_vars = self.model.parse_losses(losses)
         self._losses.add(k, {n: v for n, v in log_vars.items() if n != 'loss'})
         self._local_backward(loss)
-        return feature.detach()
 
     def _check_local(self) -> None:
         """Log the step's local losses; stop on a non-finite one, or on
@@ -223,11 +255,16 @@ class LocalLearningMixin:
         loss.backward()
 
     def _detach_finished_outputs(self, module, args, output):
+        if isinstance(output, torch.Tensor):  # one output
+            return output.detach()
         outs = list(output)
         if len(outs) != len(self.plan.output_units):
             raise RuntimeError(
-                f'local learning: backbone returned {len(outs)} outputs, the '
-                f'plan expects {len(self.plan.output_units)}.')
+                f'local learning: the backbone returned {len(outs)} outputs '
+                f'where the plan expects {len(self.plan.output_units)}: '
+                f'{type(module).__name__} returns other outputs in other '
+                'calls (DetectoRS\'s recursive feature pyramid calls it '
+                'twice), which local learning does not support.')
         for i in self.plan.finished_outputs():
             outs[i] = _detach(outs[i])
         return type(output)(outs)
@@ -240,7 +277,7 @@ class LocalLearningMixin:
     @contextmanager
     def optim_context(self, model: nn.Module):
         if not self.local_enabled:
-            with super().optim_context(model):
+            with super().optim_context(model), self._checkpointing():
                 yield
             return
         self._prepare(model)
@@ -250,7 +287,15 @@ class LocalLearningMixin:
                 stack.enter_context(model.no_sync())
             stack.callback(self._disarm)
             self._arm()
+            stack.enter_context(self._checkpointing())
             yield
+
+    def _checkpointing(self):
+        """Checkpoint the units of ``local_cfg.checkpoint``'s blocks."""
+        return checkpointed_units([
+            unit.module for k in self.checkpoint_blocks
+            for unit in self.plan.block_units(k)
+        ])
 
     def _prepare(self, model: nn.Module) -> None:
         if not bool(self.aux.initialized):

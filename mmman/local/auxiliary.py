@@ -10,7 +10,8 @@ from mmengine.registry import MODELS
 from .local_targets import LocalTargets
 from .man import MomentumAuxNet
 from .mlaan import LeapModule, LinearProbe, frozen_bn_stats, run_units
-from .partition import BlockPlan, Unit, feature_channels
+from .partition import BlockPlan, PartitionError, Unit, unit_channels
+from .unit_trace import as_head_input
 
 # (path of a part in checkpoints before LocalBlockAux, its name in a block),
 # in the order the parameters of older optimizers list them.
@@ -49,22 +50,32 @@ class LocalBlockAux(nn.Module):
         super().__init__()
         self.k = k
         self.mlaan = mlaan
-        self._plan = plan  # the real next units: eta's pre, MLAAN's cascade
-        feat = plan.boundary_unit(k).module
-        tokens = _is_token_unit(feat)
-        channels = eta_channels = feature_channels(feat)
+        self._plan = plan  # the real next units: eta, MLAAN's cascade
+        nxt = plan.next_unit(k)
+        # the block's output is what the next block receives
+        channels, tokens = (unit_channels(nxt, 'in') if nxt.in_shape else
+                            unit_channels(plan.boundary_unit(k), 'out'))
+        eta_channels = channels
         self.eta = nn.Identity()
         if eta is not None:
-            nxt = plan.next_unit(k).module
-            eta_channels = feature_channels(nxt)
-            self.eta = MomentumAuxNet(nxt, num_channels=eta_channels, **eta)
+            eta_channels, tokens = unit_channels(nxt, 'out')
+            self.eta = MomentumAuxNet(
+                nxt.module, num_channels=eta_channels, **eta,
+                out_index=nxt.out_index)
         if mlaan is None:
             self.head = _build_head(head, eta_channels, tokens)
             return
+        if any(u.extra_inputs for u in plan.units):
+            raise PartitionError(
+                'local learning: MLAAN runs the next block\'s units on a '
+                'block\'s output alone; the units of this backbone take more '
+                f'inputs ({nxt.name} does). Use \'man++\' or \'local\'.')
         leap = LeapModule(self.leap_units(), momentum=mlaan['momentum'])
-        last = (leap.units[-1] if len(leap.units) else
-                plan.block_units(k + 1)[-1].module)
-        self.head = _build_head(head, feature_channels(last), tokens)
+        last = leap.units[-1] if len(leap.units) else None
+        last_channels = (unit_channels(plan.block_units(k + 1)[-1], 'out')[0]
+                         if last is None else unit_channels(
+                             Unit('', last, True), 'out')[0])
+        self.head = _build_head(head, last_channels, tokens)
         self.probe = LinearProbe(
             channels, num_classes or head['num_classes'], tokens=tokens)
         self.leap = leap
@@ -75,31 +86,36 @@ class LocalBlockAux(nn.Module):
         """The source units of the leap module (MLAAN)."""
         return leap_units(self._plan, self.k, self.mlaan['leap_units'])
 
-    def run_eta(self, feature: torch.Tensor) -> torch.Tensor:
-        """eta on the block output (after the next unit's parameter-free
-        ``pre`` layers, as the next block runs them)."""
+    def run_eta(self, feature: torch.Tensor, args: tuple = (),
+                kwargs: Optional[dict] = None) -> torch.Tensor:
+        """eta on the block output, called as the next unit is: ``args`` and
+        ``kwargs`` are that call's (``feature`` is its first tensor); the
+        first tensor of eta's output."""
         if isinstance(self.eta, nn.Identity):
-            return feature
-        return self._plan.next_unit(self.k).run(feature, self.eta)
+            return as_head_input(feature)
+        return as_head_input(self.eta(*(args or (feature, )), **(kwargs or {})))
 
-    def loss(self, feature: torch.Tensor,
-             targets: LocalTargets) -> Dict[str, torch.Tensor]:
-        """f(Phi(eta(feature))); with MLAAN
+    def loss(self, feature: torch.Tensor, targets: LocalTargets,
+             args: tuple = (),
+             kwargs: Optional[dict] = None) -> Dict[str, torch.Tensor]:
+        """f(Phi(eta(feature))) on the block output ``feature`` (what the
+        next unit receives; ``args``/``kwargs``: its whole call); with MLAAN
         ``wx * CE(probe(h)) + wy * f(Phi(leap(n_{k+1}(h))))``, and with
         MLAAN + MAN also ``wm * f(Phi_m(eta(h)))`` (terms suffixed ``_man``).
         """
         if self.mlaan is None:
-            return _head_loss(self.head, self.run_eta(feature), targets)
+            return _head_loss(self.head, self.run_eta(feature, args, kwargs),
+                              targets)
         cfg = self.mlaan
         losses = {
             'loss_indep': cfg['wx'] * targets.class_loss(self.probe(feature))
         }
         units = self._plan.block_units(self.k + 1)
         if cfg['cascade_bn_update']:
-            nxt = run_units(units, feature)
+            nxt = run_units(units, feature, first_pre=False)
         else:
             with frozen_bn_stats([u.module for u in units]):
-                nxt = run_units(units, feature)
+                nxt = run_units(units, feature, first_pre=False)
         losses.update(
             _weighted(_head_loss(self.head, self.leap(nxt), targets),
                       cfg['wy']))
@@ -229,10 +245,15 @@ class LocalAuxiliary(nn.Module):
              k: int,
              feature: torch.Tensor,
              data_samples: Sequence,
-             inputs: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        """Local loss of block ``k`` (:meth:`LocalBlockAux.loss`)."""
+             inputs: Optional[torch.Tensor] = None,
+             args: tuple = (),
+             kwargs: Optional[dict] = None) -> Dict[str, torch.Tensor]:
+        """Local loss of block ``k`` on its output ``feature`` (what block
+        k+1's first unit receives; ``args``/``kwargs``: that unit's whole
+        call, when it takes more) (:meth:`LocalBlockAux.loss`)."""
         return self.blocks[k].loss(feature,
-                                   self.targets(data_samples, inputs))
+                                   self.targets(data_samples, inputs), args,
+                                   kwargs)
 
     def reset_copies(self) -> None:
         """Take every eta' and eta'' (and leap copy) from its source."""
@@ -341,8 +362,3 @@ def per_block(value, num: int, name: str) -> list:
                              f'entries for {num} local blocks.')
         return list(value)
     return [value] * num
-
-
-def _is_token_unit(unit: nn.Module) -> bool:
-    """Transformer units output (N, L, C) tokens rather than (N, C, H, W)."""
-    return not any(isinstance(m, nn.Conv2d) for m in unit.modules())

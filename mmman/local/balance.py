@@ -7,7 +7,10 @@ the tail (neck, heads, losses) save for backward are measured on one image
 at two reduced scales and extrapolated to the training size (see
 :func:`estimate_costs`). Boundaries are then chosen to minimise the largest
 block, where a block's cost is its units, plus the eta branches that run the
-next unit on its output (MAN: 2), plus, for the last block, the tail.
+next unit on its output (MAN: 2), plus, for the last block, the tail. A block
+whose units are checkpointed (``local_cfg.checkpoint``) keeps only their
+inputs and recomputes one unit at a time in its backward: its cost is those
+inputs plus the larger of the eta branches (the tail) and its largest unit.
 """
 import copy
 from typing import List, Optional, Sequence
@@ -48,10 +51,26 @@ def track_unit_phases(meter: PhaseMeter, units: Sequence[Unit]) -> list:
     return handles
 
 
+def _input_bytes(args, kwargs) -> int:
+    """Bytes of the tensor storages a unit is called with (each once)."""
+    storages = {}
+    for value in list(args) + list(kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            storage = value.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+    return sum(storages.values())
+
+
 def _phase_growth(model: nn.Module, units: Sequence[Unit],
                   batch: dict) -> dict:
+    """Saved-bytes growth of every phase; ``('in', i)``: the bytes unit i is
+    called with (what a checkpoint of it keeps)."""
     meter = PhaseMeter()
     handles = track_unit_phases(meter, units)
+    for i, unit in enumerate(units):
+        handles.append(unit.module.register_forward_pre_hook(
+            lambda m, a, kw, i=i: meter.growth.__setitem__(
+                ('in', i), _input_bytes(a, kw)), with_kwargs=True))
     try:
         with meter:
             data = model.data_preprocessor(copy.deepcopy(batch), True)
@@ -63,7 +82,8 @@ def _phase_growth(model: nn.Module, units: Sequence[Unit],
 
 
 def estimate_costs(model: nn.Module, units: Sequence[Unit], make_batch,
-                   img_scale, fractions=(0.5, 0.25)) -> tuple:
+                   img_scale, fractions=(0.5, 0.25),
+                   inputs: bool = False) -> tuple:
     """Saved-activation bytes of every unit, the stem and the tail.
 
     Measured, not guessed: a batch is run forward with autograd at two
@@ -77,9 +97,11 @@ def estimate_costs(model: nn.Module, units: Sequence[Unit], make_batch,
     Args:
         make_batch (callable): ``(height, width) -> batch`` (2 images: batch
             statistics of a 1x1 pooled map need more than one value).
+        inputs (bool): Also return the bytes each unit is called with.
 
     Returns:
-        tuple: ``(unit_costs, stem_cost, tail_cost)``.
+        tuple: ``(unit_costs, stem_cost, tail_cost)``, and ``unit_inputs``
+        with ``inputs``.
     """
     # Leave no trace: BN running stats and the RNG state are restored.
     buffers = {k: v.clone() for k, v in model.named_buffers()}
@@ -106,26 +128,40 @@ def estimate_costs(model: nn.Module, units: Sequence[Unit], make_batch,
         slope = (y1 - y2) / (a1 - a2)
         return max(0, round(y1 + slope * (full - a1)))
 
-    return ([fit(i) for i in range(len(units))], fit('stem'), fit('tail'))
+    found = ([fit(i) for i in range(len(units))], fit('stem'), fit('tail'))
+    if inputs:
+        found += ([fit(('in', i)) for i in range(len(units))], )
+    return found
 
 
-def balanced_ends(units: Sequence[Unit], costs: Sequence[int], stem: int,
-                  tail: int, num_blocks: int,
-                  eta_branches: int) -> List[int]:
+def balanced_ends(units: Sequence[Unit],
+                  costs: Sequence[int],
+                  stem: int,
+                  tail: int,
+                  num_blocks: int,
+                  eta_branches: int,
+                  inputs: Optional[Sequence[int]] = None,
+                  checkpointed: Sequence[int] = ()) -> List[int]:
     """Boundaries (index of each block's last unit) minimising the max block.
 
     Frozen units are not placed in any block's cost: they save nothing.
+    ``checkpointed`` (0-based blocks) are costed as checkpointed, from the
+    bytes each unit is called with (``inputs``).
     """
     trainable = [i for i, u in enumerate(units) if u.trainable]
     n = len(trainable)
     cost = [costs[i] for i in trainable]
-    prefix = [0]
-    for c in cost:
+    prefix, kept = [0], [0]
+    for j, c in enumerate(cost):
         prefix.append(prefix[-1] + c)
+        kept.append(kept[-1] + (inputs[trainable[j]] if checkpointed else 0))
 
-    def block(a, b, last):  # trainable positions a..b-1
+    def block(a, b, k, last):  # trainable positions a..b-1 in block k
         extra = tail if last else eta_branches * cost[b]
-        return prefix[b] - prefix[a] + extra + (stem if a == 0 else 0)
+        base = stem if a == 0 else 0
+        if k in checkpointed:
+            return base + kept[b] - kept[a] + max(extra, max(cost[a:b]))
+        return base + prefix[b] - prefix[a] + extra
 
     inf = float('inf')
     # best[k][b]: minimal max cost of splitting positions 0..b-1 in k blocks
@@ -140,7 +176,7 @@ def balanced_ends(units: Sequence[Unit], costs: Sequence[int], stem: int,
             if not last and b == n:
                 continue  # a non-last block needs a next unit
             for a in range(k - 1, b):
-                value = max(best[k - 1][a], block(a, b, last))
+                value = max(best[k - 1][a], block(a, b, k - 1, last))
                 if value < best[k][b]:
                     best[k][b], cut[k][b] = value, a
     ends, b = [], n

@@ -17,6 +17,8 @@ import torch.nn as nn
 from mmengine.model import BaseAveragedModel, ExponentialMovingAverage
 from mmengine.registry import MODELS
 
+from .unit_trace import flat_tensors
+
 
 def detached_copy(module: nn.Module) -> nn.Module:
     """Deep copy of ``module`` without the forward hooks set on it."""
@@ -119,6 +121,8 @@ class MomentumAuxNet(nn.Module):
             e.g. ``dict(type='ChannelScaleBias')`` (our first MAN++ reading).
         balance (dict, optional): Combines the two branches instead of a
             sum, e.g. ``dict(type='BranchBalance')`` (published MAN++).
+        out_index (int): Which output tensor of ``next_layer`` is its
+            feature (0 but for units returning several, e.g. TNT's).
     """
 
     def __init__(self,
@@ -128,8 +132,10 @@ class MomentumAuxNet(nn.Module):
                  ema: bool = True,
                  momentum: float = 0.995,
                  scale_bias: Optional[dict] = None,
-                 balance: Optional[dict] = None):
+                 balance: Optional[dict] = None,
+                 out_index: int = 0):
         super().__init__()
+        self.out_index = out_index
         if not (learnable_copy or ema):
             raise ValueError('MomentumAuxNet needs learnable_copy or ema.')
         if not 0.0 <= momentum < 1.0:
@@ -155,12 +161,15 @@ class MomentumAuxNet(nn.Module):
             scale_bias, default_args=dict(num_channels=num_channels))
         self.balance = None if balance is None else MODELS.build(balance)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x, *args, **kwargs) -> torch.Tensor:
+        """Both branches called as the next layer is (``x`` and any further
+        arguments it takes, e.g. Swin's ``hw_shape``); each branch's feature
+        output (``out_index``) is used."""
         out = None
         if self.copy is not None:
-            out = self.copy(x)
+            out = flat_tensors(self.copy(x, *args, **kwargs))[self.out_index]
         if self.ema is not None:
-            y = self.ema(x)
+            y = flat_tensors(self.ema(x, *args, **kwargs))[self.out_index]
             if self.scale_bias is not None:
                 y = self.scale_bias(y)
             if out is None:

@@ -25,12 +25,14 @@ from .man import MomentumAuxNet, detached_copy, follow_mode
 from .partition import Unit
 
 
-def run_units(units: Sequence[Unit], x: torch.Tensor) -> torch.Tensor:
+def run_units(units: Sequence[Unit], x: torch.Tensor,
+              first_pre: bool = True) -> torch.Tensor:
     """Run the real units in order (with their parameter-free ``pre``
-    layers), bypassing their forward hooks (the wrapper's boundary hook of
-    the next block must not fire here)."""
-    for unit in units:
-        x = unit.run(x)
+    layers; the first unit's only if ``first_pre``: ``x`` may be what the
+    first unit receives, after them), bypassing their forward hooks (the
+    wrapper's hook of the next block must not fire here)."""
+    for i, unit in enumerate(units):
+        x = unit.run(x) if i or first_pre else unit.module.forward(x)
     return x
 
 

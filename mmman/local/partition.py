@@ -2,17 +2,25 @@
 
 A backbone is seen as a sequence of *units*: the residual units of a ResNet
 (``layer2.3``), the transformer blocks of a ViT (``layers.5``) or the conv
-layers of a VGG (``features.3``). Everything before the first unit (stem,
+layers of a VGG (``features.3``). A few families the seeds and our shipped
+configs use are read off their attributes (their unit names are part of
+saved plans); every other backbone's units are found from one traced forward
+pass (:mod:`mmman.local.unit_trace`): Swin, ConvNeXt, MiT, PVT, HRNet's
+stages, EfficientNet, MobileNets ... Everything before the first unit (stem,
 patch embedding) belongs to the first block, unless the backbone makes its
 stem a unit (``stem_unit=True``); everything after the last unit (neck,
 heads) to the last block. A block plan
 records where each block ends and which unit starts the next block: that unit
-is the "first layer of the next block" MAN copies.
+is the "first layer of the next block" MAN copies, and block k's local loss
+is computed on what it receives.
 """
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import torch.nn as nn
+
+from .unit_trace import (TraceError, cached_trace_units, shapes_channels,
+                         unit_shapes)
 
 
 class PartitionError(ValueError):
@@ -29,13 +37,28 @@ class Unit:
         trainable (bool): Whether any of its parameters requires grad.
         pre (tuple[nn.Module]): Parameter-free layers the backbone runs
             between the previous unit and this one (VGG's stage max-pools):
-            whatever runs this unit on the previous unit's output (MAN's eta,
-            MLAAN's cascade and leap module) runs them first.
+            whatever runs this unit on the previous unit's output (MLAAN's
+            cascade and leap module) runs them first.
+        in_shape, out_shape (tuple, optional): Traced shapes of its first
+            input and output tensor (one image): ``(1, C, H, W)`` maps or
+            ``(1, L, C)`` tokens.
+        extra_inputs (bool): It takes more than its first tensor (Swin's
+            ``hw_shape``, HRNet's branch list).
+        tail (tuple[nn.Module]): Layers with parameters that run after it
+            and before the next unit (output norms, transitions): its block's.
+        in_index, out_index (int): Which of the tensors it receives / returns
+            is the feature (the first one with the batch as dim 0).
     """
     name: str
     module: nn.Module
     trainable: bool
     pre: Tuple[nn.Module, ...] = ()
+    in_shape: Optional[Tuple[int, ...]] = None
+    out_shape: Optional[Tuple[int, ...]] = None
+    extra_inputs: bool = False
+    tail: Tuple[nn.Module, ...] = ()
+    in_index: int = 0
+    out_index: int = 0
 
     def run(self, x, module: Optional[nn.Module] = None):
         """``pre`` then the unit (or ``module``, a copy of it) on ``x``,
@@ -208,10 +231,30 @@ def _cspnext_units(backbone: nn.Module):
 
 UNIT_FINDERS = (_resnet_stem_units, _resnet_units, _vit_units, _vgg_units,
                 _cspnext_units)
-SUPPORTED = ('ResNet / ResNetV1c / ResNetV1d / ResNeXt (MMDet, MMSeg, '
-             'MMPretrain), MMPretrain ResNet_CIFAR, VGG and '
-             'VisionTransformer, mmman\'s CifarResNet, and MMDet\'s '
-             'CSPNeXt / CSPDarknet')
+
+
+def _traced_units(backbone: nn.Module, prefix: str):
+    """Units of any other backbone, from one traced forward pass."""
+    try:
+        calls, output_units, _ = cached_trace_units(backbone)
+    except TraceError as e:
+        raise PartitionError(
+            'local learning cannot partition a backbone of type '
+            f'{type(backbone).__name__}: {e}') from None
+    units = []
+    for call in calls:
+        module = backbone.get_submodule(call.name)
+        units.append(
+            Unit(f'{prefix}.{call.name}', module, _trainable(module),
+                 in_shape=call.in_shape, out_shape=call.out_shape,
+                 extra_inputs=call.extra_inputs,
+                 tail=tuple(backbone.get_submodule(t) for t in call.tail),
+                 in_index=call.in_index, out_index=call.out_index))
+    return units, output_units
+
+
+def _trainable(module: nn.Module) -> bool:
+    return any(p.requires_grad for p in module.parameters())
 
 
 def backbone_units(model: nn.Module,
@@ -219,7 +262,8 @@ def backbone_units(model: nn.Module,
     """List the partitionable units of ``model.<backbone>``.
 
     Raises:
-        PartitionError: if the backbone is missing or of an unknown type.
+        PartitionError: if the backbone is missing or cannot be cut (the
+            message says why).
     """
     module = model
     for part in backbone.split('.'):
@@ -232,15 +276,14 @@ def backbone_units(model: nn.Module,
         found = finder(module)
         if found is not None:
             named, output_units = found
+            shapes = unit_shapes(module, [m for _, m, *_ in named])
             units = [
-                Unit(f'{backbone}.{name}', m,
-                     any(p.requires_grad for p in m.parameters()), *pre)
-                for name, m, *pre in named
+                Unit(f'{backbone}.{name}', m, _trainable(m), *pre,
+                     in_shape=shape[0], out_shape=shape[1])
+                for (name, m, *pre), shape in zip(named, shapes)
             ]
             return units, output_units
-    raise PartitionError(
-        f'local learning cannot partition a backbone of type '
-        f'{type(module).__name__}: supported are {SUPPORTED}.')
+    return _traced_units(module, backbone)
 
 
 def check_num_blocks(units: Sequence[Unit], num_blocks) -> List[int]:
@@ -322,6 +365,16 @@ def build_block_plan(model: nn.Module,
         ends = _even_ends(units, num_blocks)
     return BlockPlan(
         tuple(units), tuple(ends), tuple(output_units), backbone=backbone)
+
+
+def unit_channels(unit: Unit, side: str) -> Tuple[int, bool]:
+    """``(channels, tokens)`` of what ``unit`` receives (``side='in'``) or
+    returns (``'out'``): traced, or read off its last conv / linear layer."""
+    shape = unit.in_shape if side == 'in' else unit.out_shape
+    if shape:
+        return shapes_channels(shape)
+    return feature_channels(unit.module), not any(
+        isinstance(m, nn.Conv2d) for m in unit.module.modules())
 
 
 def feature_channels(module: nn.Module) -> int:

@@ -4,8 +4,8 @@ Balancing runs the model forward at two reduced scales to measure what each
 unit saves; a cache in the work dir makes that a one-time cost per model and
 image scale: a resumed or repeated run reads the boundaries back. The key
 covers everything the boundaries depend on (the model's architecture and
-which parameters train, the image scale, K, the number of eta branches and
-the method),
+which parameters train, the image scale, K, the number of eta branches,
+the method and the checkpointed blocks),
 so a changed model or scale is never served a stale plan.
 """
 import hashlib
@@ -23,17 +23,19 @@ def plan_key(model: nn.Module,
              img_scale: Sequence[int],
              num_blocks: int,
              eta_branches: int,
-             method: str = 'local') -> str:
-    """SHA-256 of the architecture, trainable flags, scale, K, branches and
-    method."""
+             method: str = 'local',
+             checkpointed: Sequence[int] = ()) -> str:
+    """SHA-256 of the architecture, trainable flags, scale, K, branches,
+    method and checkpointed blocks."""
     digest = hashlib.sha256()
     digest.update(repr(model).encode())
     for name, param in model.named_parameters():
         digest.update(f'{name}:{tuple(param.shape)}:'
                       f'{param.requires_grad};'.encode())
-    digest.update(
-        json.dumps([list(img_scale), num_blocks, eta_branches,
-                    method]).encode())
+    key = [list(img_scale), num_blocks, eta_branches, method]
+    if checkpointed:  # the keys of plans without stay as they were
+        key.append(sorted(checkpointed))
+    digest.update(json.dumps(key).encode())
     return digest.hexdigest()
 
 

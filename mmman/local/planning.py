@@ -1,5 +1,5 @@
 """One entry point for the block plan: even, named, balanced or cached."""
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch.nn as nn
 
@@ -23,7 +23,8 @@ def plan_blocks(model: nn.Module,
                 eta_cfg: Optional[dict] = None,
                 mlaan_cfg: Optional[dict] = None,
                 backbone: str = 'backbone',
-                batch_fn: Optional[Callable] = None) -> BlockPlan:
+                batch_fn: Optional[Callable] = None,
+                checkpointed: Sequence[int] = ()) -> BlockPlan:
     """The block plan of ``model`` for ``local_cfg``'s split settings.
 
     Args:
@@ -38,6 +39,9 @@ def plan_blocks(model: nn.Module,
         backbone (str): Module path of the backbone.
         batch_fn (callable): ``size -> (inputs, data_samples)`` of two
             synthetic images; needed only when balancing.
+        checkpointed (list[int]): 0-based blocks whose units are
+            checkpointed (``local_cfg.checkpoint``); the balance costs them
+            so.
     """
     balance = resolve_balance_cfg(balance)
     if balance is None:
@@ -70,12 +74,14 @@ def plan_blocks(model: nn.Module,
     img_scale = tuple(balance['img_scale'])
     cache = (BlockPlanCache(balance['cache_dir'])
              if balance.get('cache_dir') else None)
-    key = plan_key(model, img_scale, num_blocks, branches,
-                   method) if cache else None
+    key = plan_key(model, img_scale, num_blocks, branches, method,
+                   checkpointed) if cache else None
     found = cache.get(key) if cache else None
     if found is None:
-        costs, stem, tail = estimate_costs(model, units, batch_fn, img_scale)
-        ends = balanced_ends(units, costs, stem, tail, num_blocks, branches)
+        costs, stem, tail, inputs = estimate_costs(
+            model, units, batch_fn, img_scale, inputs=True)
+        ends = balanced_ends(units, costs, stem, tail, num_blocks, branches,
+                             inputs, checkpointed)
         found = [units[e].name for e in ends]
         if cache:
             cache.put(key, found, img_scale=list(img_scale),

@@ -5,6 +5,7 @@ learn which classes an image shows: the single label of a classification
 sample, the set of box labels of a detection sample, or the set of classes
 present in a segmentation map.
 """
+from collections import Counter
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -116,9 +117,11 @@ def infer_num_classes(model) -> int:
     """Number of classes of an MMDet/MMSeg/MMPretrain model's main head.
 
     A list of heads (Cascade R-CNN's ``roi_head.bbox_head`` stages, MMSeg's
-    cascade decode heads) gives its classes when every head agrees.
+    cascade decode heads) gives its classes when every head agrees; a model
+    with none of the usual heads, the count most of its modules hold.
     """
-    candidates = ('head', 'decode_head', 'bbox_head', 'roi_head.bbox_head')
+    candidates = ('head', 'decode_head', 'bbox_head', 'roi_head.bbox_head',
+                  'panoptic_head')  # MaskFormer / Mask2Former: things+stuff
     for path in candidates:
         module = model
         for part in path.split('.'):
@@ -131,6 +134,15 @@ def infer_num_classes(model) -> int:
         nums = {getattr(h, 'num_classes', None) for h in heads}
         if len(nums) == 1 and isinstance(next(iter(nums)), int):
             return nums.pop()
+    # any other layout (SOLO's mask_head, a semi-supervised detector's
+    # student, LeNet's classifier inside the backbone): the class count the
+    # model's modules agree on most
+    found = Counter(
+        m.num_classes for m in model.modules()
+        if isinstance(getattr(m, 'num_classes', None), int)
+        and not isinstance(m.num_classes, bool) and m.num_classes > 0)
+    if found:
+        return found.most_common(1)[0][0]
     raise ValueError(
         'local learning: cannot infer num_classes from the model; set it in '
         '`local_cfg.aux_head.num_classes`.')

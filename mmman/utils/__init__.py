@@ -2,10 +2,12 @@ from .checkpoint import (allow_mmengine_checkpoints,
                          mmengine_checkpoints_allowed,
                          restore_checkpoint_loader)
 from .memory import (PeakMemory, PhaseMeter, SavedTensorsMeter,
-                     current_rss_bytes, measure_train_step)
+                     counted_recomputation, current_rss_bytes,
+                     measure_train_step)
 
 __all__ = [
     'allow_mmengine_checkpoints', 'mmengine_checkpoints_allowed',
     'restore_checkpoint_loader', 'PeakMemory', 'PhaseMeter',
-    'SavedTensorsMeter', 'current_rss_bytes', 'measure_train_step'
+    'SavedTensorsMeter', 'counted_recomputation', 'current_rss_bytes',
+    'measure_train_step'
 ]

@@ -7,9 +7,12 @@ deterministic and device independent: the number local learning lowers.
 /proc/self/clear_refs) or ``torch.cuda.max_memory_allocated`` (GPU).
 """
 import resource
-from typing import Dict, Optional
+from contextlib import contextmanager
+from typing import Dict, List, Optional
 
 import torch
+
+_ACTIVE: List['SavedTensorsMeter'] = []  # meters inside their context
 
 
 class _Saved:
@@ -78,9 +81,11 @@ class SavedTensorsMeter:
 
     def __enter__(self):
         self._hooks.__enter__()
+        _ACTIVE.append(self)
         return self
 
     def __exit__(self, *exc):
+        _ACTIVE.remove(self)
         self._hooks.__exit__(*exc)
         return False
 
@@ -105,6 +110,40 @@ class PhaseMeter(SavedTensorsMeter):
         self.peaks[phase] = max(self.peaks.get(phase, 0), now)
         self.growth[phase] = max(self.growth.get(phase, 0), now - self._start)
         return packed
+
+
+@contextmanager
+def counted_recomputation():
+    """Let the innermost active meter count what a checkpoint recomputes.
+
+    Non-reentrant ``torch.utils.checkpoint`` saves its inputs where the meter
+    sees them, but recomputes the activations in backward under saved-tensor
+    hooks of its own, which hide them from the meter. Entered as the
+    recomputation context (checkpoint's ``context_fn``), this chains onto
+    those hooks and counts every recomputed tensor until the recomputation
+    ends. They are freed one by one in the backward that follows, in which
+    nothing new is saved, so the peak is exact. Without an active meter it
+    does nothing.
+    """
+    meter = _ACTIVE[-1] if _ACTIVE else None
+    top = getattr(torch._C._autograd, '_top_saved_tensors_default_hooks',
+                  None)
+    hooks = top(False) if meter is not None and top is not None else None
+    if hooks is None or hooks[0] == meter._pack:  # not in a recomputation
+        yield
+        return
+    pack, unpack = hooks
+    held = []
+
+    def counting_pack(tensor):
+        held.append(meter._pack(tensor))
+        return pack(tensor)
+
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(counting_pack, unpack):
+            yield
+    finally:
+        held.clear()
 
 
 class PeakMemory:
@@ -184,5 +223,5 @@ def measure_train_step(model, data, optim_wrapper,
 
 __all__ = [
     'SavedTensorsMeter', 'PhaseMeter', 'PeakMemory', 'current_rss_bytes',
-    'measure_train_step'
+    'counted_recomputation', 'measure_train_step'
 ]

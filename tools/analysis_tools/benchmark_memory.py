@@ -63,17 +63,26 @@ def phase_saved_bytes(model, wrapper, batch) -> dict:
     """Peak live saved-activation bytes per phase of one local train step.
 
     Phases: the stem, each backbone unit, ``aux{k}`` (eta + head of block k,
-    which run in the boundary hook, while block k is still alive) and the
-    tail (neck, heads, losses). Earlier blocks are freed before a block
-    starts, so a block's peak over its own phases is what it alone costs.
+    which run in the pre-hook of block k+1's first unit, while block k is
+    still alive) and the tail (neck, heads, losses). Earlier blocks are freed
+    before a block starts, so a block's peak over its own phases is what it
+    alone costs.
     """
     from mmman.local.balance import track_unit_phases
     from mmman.utils import PhaseMeter
     meter, plan = PhaseMeter(), wrapper.plan
     handles = track_unit_phases(meter, plan.units)
-    for k in range(plan.num_blocks - 1):  # eta + head run in this hook
-        handles.append(plan.boundary_unit(k).module.register_forward_hook(
-            lambda m, a, o, k=k: meter.enter(f'aux{k}'), prepend=True))
+    for k in range(plan.num_blocks - 1):
+        # registered before the wrapper's pre-hook (armed in the step): the
+        # aux phase starts before it and ends when the unit's layers run
+        i = plan.ends[k] + 1
+        unit = plan.units[i].module
+        handles.append(unit.register_forward_pre_hook(
+            lambda m, a, k=k: meter.enter(f'aux{k}')))
+        handles += [
+            child.register_forward_pre_hook(lambda m, a, i=i: meter.enter(i))
+            for child in unit.children()
+        ]
     try:
         with meter:
             model.train_step(copy.deepcopy(batch), wrapper)

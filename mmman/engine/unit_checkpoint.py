@@ -1,0 +1,169 @@
+"""Activation checkpointing of the backbone units inside local blocks.
+
+``local_cfg.checkpoint`` (``'all'`` or 1-based block indices) makes every
+unit of the chosen blocks keep only its input in forward and recompute its
+activations in the backward that needs them: block k's own local backward,
+or the model loss's backward for the last block. It works on any unit the
+partition finds (ResNet BasicBlock/Bottleneck, ViT layers, VGG convs, ...),
+whether or not the host has ``with_cp``; the stem, the neck and the heads
+are not checkpointed.
+
+Inside ``optim_context`` each unit's ``forward`` is shadowed by an instance
+attribute that calls non-reentrant ``torch.utils.checkpoint`` (the technique
+of MMEngine's ``turn_on_activation_checkpointing``); on exit the attribute is
+removed, so between steps the model, its ``state_dict`` and deep copies of it
+(``EMAHook``) are the plain model. Frames already recorded keep the original
+``forward``, so the last block's recomputation in ``update_params``, after
+the context, still works. Non-reentrant checkpointing needs no input that
+requires grad (a block's first unit gets a detached input), passes keyword
+and non-tensor arguments (Swin's ``hw_shape``) and replays the RNG state
+(dropout, drop path). The recomputation runs the unit's submodules in the
+modes they had in forward (train/eval, and BatchNorm's ``track_running_stats``,
+which MLAAN's cascade turns off) and leaves the unit's buffers as it found
+them, so BatchNorm running statistics move once per step, as without
+checkpointing.
+"""
+from contextlib import contextmanager, nullcontext
+from functools import partial
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
+
+from mmman.utils.memory import counted_recomputation
+
+_HINT = ("local_cfg.checkpoint must be None, 'all' or a list of 1-based "
+         'block indices')
+_NO_ATTR = object()
+
+
+def checkpoint_blocks(value, num_blocks: Optional[int] = None
+                      ) -> Tuple[int, ...]:
+    """0-based indices of the blocks ``local_cfg.checkpoint`` names.
+
+    Args:
+        value: None (none), ``'all'`` or a list of 1-based block indices.
+        num_blocks (int, optional): K. None checks the value alone (then
+            ``'all'`` gives no indices).
+
+    Raises:
+        ValueError: on a value of another kind, a repeated index, or an
+            index outside 1..K.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        if value != 'all':
+            raise ValueError(f'{_HINT}, not {value!r}.')
+        return tuple(range(num_blocks or 0))
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in value):
+        raise ValueError(f'{_HINT}, not {value!r}.')
+    if len(set(value)) != len(value):
+        raise ValueError(
+            f'local_cfg.checkpoint {list(value)} names a block twice.')
+    top = num_blocks if num_blocks is not None else float('inf')
+    bad = [i for i in value if not 1 <= i <= top]
+    if bad:
+        span = f'1..{num_blocks}' if num_blocks is not None else '1..K'
+        raise ValueError(
+            f'local_cfg.checkpoint: blocks are numbered {span}'
+            f'{f" (K={num_blocks})" if num_blocks is not None else ""}; '
+            f'{bad} is out of range.')
+    return tuple(sorted(i - 1 for i in value))
+
+
+@contextmanager
+def restored_buffers(module: nn.Module):
+    """Put back, on exit, every buffer of ``module`` the body changed
+    (BatchNorm running statistics and ``num_batches_tracked``)."""
+    saved = [(b, b.clone()) for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, old in saved:
+                if not torch.equal(buf, old):
+                    buf.copy_(old)
+
+
+def _modes(modules: Sequence[nn.Module]) -> list:
+    return [(m.training, getattr(m, 'track_running_stats', None))
+            for m in modules]
+
+
+@contextmanager
+def modes_of_forward(modules: Sequence[nn.Module], modes: list):
+    """Run the body with ``modules`` in ``modes`` (from :func:`_modes`, taken
+    in forward); their current modes are put back on exit. A recomputation
+    that saves other tensors than its forward (BatchNorm tracking running
+    statistics or not) is an error of checkpoint's."""
+    now = _modes(modules)
+    _set_modes(modules, modes)
+    try:
+        yield
+    finally:
+        _set_modes(modules, now)
+
+
+def _set_modes(modules, modes) -> None:
+    for m, (training, track) in zip(modules, modes):
+        m.training = training
+        if track is not None:
+            m.track_running_stats = track
+
+
+@contextmanager
+def _recomputation(module: nn.Module, modules: list, modes: list):
+    with modes_of_forward(modules, modes), restored_buffers(module), \
+            counted_recomputation():
+        yield
+
+
+def _contexts(module: nn.Module):
+    """checkpoint's ``context_fn``, called in forward."""
+    modules = list(module.modules())
+    return nullcontext(), _recomputation(module, modules, _modes(modules))
+
+
+def _checkpointed(module: nn.Module, forward):
+    """``forward`` checkpointed while ``module`` trains with grad enabled."""
+
+    def run(*args, **kwargs):
+        if not (module.training and torch.is_grad_enabled()):
+            return forward(*args, **kwargs)
+        return checkpoint(
+            forward,
+            *args,
+            use_reentrant=False,
+            context_fn=partial(_contexts, module),
+            **kwargs)
+
+    return run
+
+
+@contextmanager
+def checkpointed_units(modules: Sequence[nn.Module]):
+    """Checkpoint every module of ``modules`` while the context is open.
+
+    Each module's ``forward`` is shadowed by an instance attribute (an
+    existing one, e.g. MMEngine's ``activation_checkpointing``, is wrapped
+    and put back on exit).
+    """
+    shadowed, seen = [], set()
+    try:
+        for module in modules:
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            had = vars(module).get('forward', _NO_ATTR)
+            module.forward = _checkpointed(module, module.forward)
+            shadowed.append((module, had))
+        yield
+    finally:
+        for module, had in reversed(shadowed):
+            if had is _NO_ATTR:
+                del module.forward
+            else:
+                module.forward = had

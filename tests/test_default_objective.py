@@ -1,0 +1,26 @@
+"""The one-field swap in a host config (no mmman snippet) gets the task's
+dense local objective, the one mmman's own configs use."""
+import pytest
+
+from helpers import build, det_batch, local_wrapper, seg_batch
+from model_cfgs import det_model_cfg, seg_model_cfg
+from test_zoo_backbones import FAMILIES, cls_batch
+
+
+@pytest.mark.parametrize('scope, cfg, batch, head, loss', [
+    ('mmdet', det_model_cfg(), det_batch, 'DenseDetAuxHead',
+     'loss_center_heatmap'),
+    ('mmseg', seg_model_cfg(), seg_batch, 'DecodeAuxHead', 'loss_ce'),
+    ('mmpretrain', FAMILIES['mobilenetv2'][1], cls_batch,
+     'ImageClassAuxHead', 'loss_cls'),
+])
+def test_no_aux_head_means_the_tasks_dense_objective(scope, cfg, batch, head,
+                                                     loss):
+    model = build(scope, cfg)
+    wrapper = local_wrapper(model, method='man++', num_blocks=2,
+                            aux_head=None)
+    assert [type(h).__name__ for h in wrapper.aux.heads] == [head]
+    if head == 'DenseDetAuxHead':
+        assert wrapper.aux.heads[0].loss_weight == 0.1  # configs' measured
+    model.train_step(batch(), wrapper)
+    assert f'train/local1_{loss}' in wrapper.message_hub.log_scalars
