@@ -190,6 +190,8 @@ def tiny_cityscapes_run(cfg, data_root, work_dir, iters=2):
     cfg.work_dir = work_dir
     cfg.log_level = 'WARNING'
     cfg.model.pretrained = None
+    if 'init_cfg' in cfg.model.backbone:  # random weights: none downloaded
+        cfg.model.backbone.init_cfg = None
     cfg.model.data_preprocessor.size = (64, 128)
     _balance_at(cfg, (64, 128))
     if 'img_size' in cfg.model.backbone:
@@ -221,6 +223,34 @@ def tiny_cityscapes_run(cfg, data_root, work_dir, iters=2):
 
 
 COCO_SHAPES = ('square', 'disc', 'triangle', 'cross', 'star')
+# Mixed-precision wrappers and their fp32 twins: MMEngine's AmpOptimWrapper
+# needs CUDA, so a CPU run of a mixed-precision config trains in fp32.
+FP32_TWINS = {'AmpOptimWrapper': 'OptimWrapper',
+              'LocalAmpOptimWrapper': 'LocalOptimWrapper'}
+
+
+def _few_rois(model, proposals=100, rois=64, detections=20):
+    """Two-stage detectors on a tiny image with a few objects: at most
+    ``proposals`` RPN proposals, ``rois`` sampled RoIs per image and stage,
+    ``detections`` per image (their RoI and mask heads cost the most)."""
+    train, test = model.get('train_cfg') or {}, model.get('test_cfg') or {}
+    if 'rpn_proposal' in train:
+        train.rpn_proposal.max_per_img = proposals
+    stages = train.get('rcnn') or []
+    for stage in stages if isinstance(stages, list) else [stages]:
+        stage.sampler.num = rois
+    if 'rpn' in test and 'rcnn' in test:
+        test.rpn.max_per_img = proposals
+        test.rcnn.max_per_img = detections
+
+
+def _fp32_without_cuda(cfg):
+    import torch
+    wrapper = cfg.get('optim_wrapper') or {}
+    if wrapper.get('type') in FP32_TWINS and not torch.cuda.is_available():
+        wrapper.type = FP32_TWINS[wrapper.type]
+        for key in ('loss_scale', 'dtype'):
+            wrapper.pop(key, None)
 
 
 def tiny_coco_run(cfg, data_root, work_dir, iters=2, scale=128):
@@ -231,11 +261,17 @@ def tiny_coco_run(cfg, data_root, work_dir, iters=2, scale=128):
     (boxes, and masks for models with a mask head) and shortens schedule and
     outputs.
     The score threshold is 0: an untrained model's detections all count, so
-    evaluations compare real predictions. Training does not validate; the
-    tests run the val loop themselves.
+    evaluations compare real predictions. Two-stage detectors keep fewer
+    proposals, RoIs and detections (``_few_rois``); DINO gets the image size
+    its queries need. Training does not validate; the tests run the val loop
+    themselves. Without CUDA a mixed-precision wrapper becomes its fp32 twin.
     """
     cfg.work_dir = work_dir
     cfg.log_level = 'WARNING'
+    if cfg.model.get('as_two_stage') and cfg.model.get('num_queries'):
+        # DINO's encoder proposes num_queries (900) of its tokens: 224x224
+        # gives 28^2 + 14^2 + 7^2 + 4^2 = 1045 over its 4 levels.
+        scale = max(scale, 224)
     backbone = cfg.model.backbone
     backbone.init_cfg = None
     if 'img_size' in backbone:
@@ -264,13 +300,16 @@ def tiny_coco_run(cfg, data_root, work_dir, iters=2, scale=128):
     cfg.default_hooks.logger = dict(
         type='LoggerHook', interval=1, log_metric_by_epoch=False)
     heads = [cfg.model.get('bbox_head')]
-    heads += [cfg.model.get('roi_head', {}).get(k)
-              for k in ('bbox_head', 'mask_head')]
+    for key in ('bbox_head', 'mask_head'):
+        head = cfg.model.get('roi_head', {}).get(key)
+        heads += head if isinstance(head, list) else [head]  # cascade stages
     for head in heads:
         if head is not None:
             head.num_classes = len(COCO_SHAPES)
+    _fp32_without_cuda(cfg)
     test_cfg = cfg.model.test_cfg
     (test_cfg.rcnn if 'rcnn' in test_cfg else test_cfg).score_thr = 0.0
+    _few_rois(cfg.model)
     cfg.log_processor = dict(by_epoch=False)
     for key in ('val_evaluator', 'test_evaluator'):
         cfg[key].ann_file = f'{data_root}/annotations/instances_val2017.json'
@@ -289,8 +328,9 @@ def tiny_cls_run(cfg, data_root, work_dir, iters=2):
     others (CIFAR-10, whose reader checks the official MD5s, and ImageNet) a
     generated ``CustomDataset`` folder of 32x32 images (``data_root/shapes``).
     ImageNet ResNets are narrowed to 8 base channels (ResNeXt: 32 groups of
-    width 1), and VGG's classifier inside the backbone, which needs 224x224
-    inputs, becomes global pooling + ``LinearClsHead``.
+    width 1), VGG's classifier inside the backbone, which needs 224x224
+    inputs, becomes global pooling + ``LinearClsHead``, and Swin pads its
+    feature maps to its window.
     """
     cfg.work_dir = work_dir
     cfg.log_level = 'WARNING'
@@ -302,6 +342,10 @@ def tiny_cls_run(cfg, data_root, work_dir, iters=2):
         if backbone.type == 'ResNeXt':
             backbone.width_per_group = 1
         model.head.in_channels = 256
+    elif backbone.type == 'SwinTransformer':
+        # 32x32: the last stages' maps are smaller than the 7x7 window,
+        # which MMPretrain pads when asked (no parameter changes)
+        backbone.pad_small_map = True
     elif backbone.type == 'VGG':
         backbone.update(num_classes=-1, out_indices=(4, ))
         model.neck = dict(type='GlobalAveragePooling')
