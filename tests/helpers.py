@@ -117,6 +117,11 @@ def block_params(model, plan, k):
             if p.requires_grad and n not in earlier
         }
     prefixes = [u.name + '.' for u in plan.block_units(k)]
+    # output layers (Swin's per-stage norms) learn from the model's loss
+    last = {
+        id(p)
+        for u in plan.units for _, m in u.out_layers for p in m.parameters()
+    }
     owned = {
         id(p)
         for u in plan.block_units(k) for m in u.tail for p in m.parameters()
@@ -132,7 +137,8 @@ def block_params(model, plan, k):
             owned.add(id(p))
     return {
         n: p
-        for n, p in model.named_parameters() if p.requires_grad and (
+        for n, p in model.named_parameters()
+        if p.requires_grad and id(p) not in last and (
             id(p) in owned or any(n.startswith(pre) for pre in prefixes))
     }
 

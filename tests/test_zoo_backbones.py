@@ -238,3 +238,26 @@ def test_checkpoint_is_plain_and_resume_continues(family):
     for (n, p), (_, q) in zip(wrapper.aux.state_dict().items(),
                               other.aux.state_dict().items()):
         torch.testing.assert_close(p, q, msg=n)
+
+
+@pytest.mark.parametrize('family', ['swin', 'convnext'])
+def test_output_norms_of_finished_blocks_learn_from_the_model_loss(family):
+    """Swin's and ConvNeXt's per-stage output norms only feed the neck: the
+    model's loss trains them on their input detached (neither loss would
+    reach them otherwise)."""
+    model, make_batch, k, _ = _model(family)
+    wrapper = local_wrapper(model, method='man++', num_blocks=k)
+    plan = wrapper.plan
+    layers = [(i, plan.output_layer(i)) for i in plan.finished_outputs()]
+    layers = [(i, m) for i, m in layers if m is not None]
+    if family == 'convnext':  # MMPretrain's pools before its only norm
+        assert not layers
+        return
+    assert layers
+    got = local_grads(model, wrapper, make_batch())
+    names = {id(p): n for n, p in model.named_parameters()}
+    for i, layer in layers:
+        if i == 0:
+            continue  # the test FPN starts at level 1: unused, as in E2E
+        for p in layer.parameters():
+            assert got[names[id(p)]].abs().sum() > 0, names[id(p)]

@@ -153,6 +153,12 @@ class LocalLearningMixin:
             self._handles.append(
                 unit.register_forward_pre_hook(
                     self._make_boundary_hook(k), with_kwargs=True))
+        for i in plan.finished_outputs():
+            layer = plan.output_layer(i)
+            if layer is not None:  # it learns; its input stays isolated
+                self._handles.append(layer.register_forward_pre_hook(
+                    lambda m, args, kwargs: (_detach(args), _detach(kwargs)),
+                    with_kwargs=True))
         if plan.finished_outputs():
             backbone = self.model.get_submodule(plan.backbone)
             self._handles.append(
@@ -266,7 +272,8 @@ class LocalLearningMixin:
                 'calls (DetectoRS\'s recursive feature pyramid calls it '
                 'twice), which local learning does not support.')
         for i in self.plan.finished_outputs():
-            outs[i] = _detach(outs[i])
+            if self.plan.output_layer(i) is None:
+                outs[i] = _detach(outs[i])
         return type(output)(outs)
 
     def _iteration(self):

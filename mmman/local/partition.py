@@ -48,6 +48,10 @@ class Unit:
             and before the next unit (output norms, transitions): its block's.
         in_index, out_index (int): Which of the tensors it receives / returns
             is the feature (the first one with the batch as dim 0).
+        out_layers (tuple): ``(backbone output index, layer)`` for layers
+            after it whose output only feeds that output (Swin's and
+            ConvNeXt's per-stage norms): when its block is finished, they
+            learn from the model's loss on their input detached.
     """
     name: str
     module: nn.Module
@@ -59,6 +63,7 @@ class Unit:
     tail: Tuple[nn.Module, ...] = ()
     in_index: int = 0
     out_index: int = 0
+    out_layers: Tuple[Tuple[int, nn.Module], ...] = ()
 
     def run(self, x, module: Optional[nn.Module] = None):
         """``pre`` then the unit (or ``module``, a copy of it) on ``x``,
@@ -105,6 +110,12 @@ class BlockPlan:
         start = self.ends[k - 1] + 1 if k > 0 else 0
         stop = self.ends[k] + 1 if k < len(self.ends) else len(self.units)
         return list(self.units[start:stop])
+
+    def output_layer(self, i: int) -> Optional[nn.Module]:
+        """The layer whose output only feeds backbone output ``i`` (see
+        :attr:`Unit.out_layers`), or None."""
+        unit = self.units[self.output_units[i]]
+        return next((m for j, m in unit.out_layers if j == i), None)
 
     def finished_outputs(self) -> List[int]:
         """Backbone outputs produced inside a block that is not the last."""
@@ -249,7 +260,9 @@ def _traced_units(backbone: nn.Module, prefix: str):
                  in_shape=call.in_shape, out_shape=call.out_shape,
                  extra_inputs=call.extra_inputs,
                  tail=tuple(backbone.get_submodule(t) for t in call.tail),
-                 in_index=call.in_index, out_index=call.out_index))
+                 in_index=call.in_index, out_index=call.out_index,
+                 out_layers=tuple((i, backbone.get_submodule(path))
+                                  for i, path in call.out_layers)))
     return units, output_units
 
 

@@ -58,6 +58,9 @@ class UnitCall:
         in_index, out_index (int): Which of its input / output tensors is
             the feature map (the first one with the batch as dim 0; TNT's
             first input holds the pixel tokens of every patch).
+        out_layers (tuple): ``(output index, path)`` of the layers after it
+            whose output only feeds that backbone output (Swin's per-stage
+            norms): not in ``tail``; they learn from the model's loss.
     """
     name: str
     in_shape: Tuple[int, ...]
@@ -66,6 +69,7 @@ class UnitCall:
     tail: Tuple[str, ...] = ()
     in_index: int = 0
     out_index: int = 0
+    out_layers: Tuple[Tuple[int, str], ...] = ()
 
 
 @dataclass
@@ -322,18 +326,23 @@ def unit_shapes(backbone: nn.Module, modules: Sequence[nn.Module]) -> list:
     return shapes
 
 
-def _cuts(trace: _Trace, flat: List[_Call]) -> List[int]:
-    """Positions in ``flat`` of the composite calls a block may start at."""
+def _stops(trace: _Trace, flat: List[_Call]) -> dict:
+    """Autograd node -> position in ``flat`` of the call that made it (-1:
+    the input)."""
     stops = {trace.input_node: -1}
     for pos, call in enumerate(flat):
         for n in call.out_nodes:
             if n is not None:
                 stops[n] = pos
+    return stops
+
+
+def _cuts(trace: _Trace, flat: List[_Call], stops: dict,
+          sources: List[set]) -> List[int]:
+    """Positions in ``flat`` of the composite calls a block may start at
+    (``sources``: the calls each call's inputs come from)."""
     # earliest source each later call reaches back to
-    reach = [
-        min(_sources(c.in_nodes, stops), default=pos)
-        for pos, c in enumerate(flat)
-    ]
+    reach = [min(found, default=pos) for pos, found in enumerate(sources)]
     # a backbone output made of several calls' outputs (DDRNet's x_s + x_c)
     # must not straddle a cut: a finished block's part would take the
     # model's gradient
@@ -381,7 +390,9 @@ def trace_units(backbone: nn.Module,
     """
     trace = _run_trace(backbone)
     flat = trace.flat()
-    cuts = _cuts(trace, flat)
+    stops = _stops(trace, flat)
+    sources = [_sources(c.in_nodes, stops) for c in flat]
+    cuts = _cuts(trace, flat, stops, sources)
     if len(cuts) < 2:
         raise TraceError(
             f'its forward pass has {len(cuts)} point(s) where a local block '
@@ -389,27 +400,38 @@ def trace_units(backbone: nn.Module,
             'connection or a parallel branch crosses it, as in U-Net or '
             'two-path networks such as BiSeNet, or when only plain layers '
             'run there).')
+    # output layers: a layer with parameters whose output only feeds one
+    # backbone output (Swin's / ConvNeXt's per-stage norms); the model's loss
+    # trains it, on its input detached, when that output is a finished
+    # block's
+    out_layers = {}
+    for i, out in enumerate(_outputs(trace.output)):
+        found = _sources([_node(t) for t in flat_tensors(out)], stops)
+        pos = next(iter(found)) if len(found) == 1 else -1
+        if (pos >= 0 and pos not in cuts
+                and any(True for _ in flat[pos].module.parameters())
+                and not any(pos in src for src in sources)
+                and sum(f.module is flat[pos].module for f in flat) == 1):
+            out_layers[pos] = i
     units = []
     for i, j in enumerate(cuts):
         call = flat[j]
         end = cuts[i + 1] if i + 1 < len(cuts) else len(flat)
         tail = tuple(
-            c.name for c in flat[j + 1:end]
-            if any(True for _ in c.module.parameters()))
+            c.name for pos, c in enumerate(flat[j + 1:end], j + 1)
+            if any(True for _ in c.module.parameters())
+            and pos not in out_layers)
+        layers = tuple((out_layers[pos], flat[pos].name)
+                       for pos in range(j + 1, end) if pos in out_layers)
         ins, outs = flat_tensors((call.args, call.kwargs)), call.out_tensors
         i, o = batch_major(ins), batch_major(outs)
         units.append(
             UnitCall(call.name, tuple(ins[i].shape),
                      tuple(outs[o].shape) if outs else (),
-                     _extra_inputs(call), tail, i, o))
+                     _extra_inputs(call), tail, i, o, layers))
     stem = tuple(
         c.name for c in flat[:cuts[0]]
         if any(True for _ in c.module.parameters()))
-    stops = {}
-    for pos, call in enumerate(flat):
-        for n in call.out_nodes:
-            if n is not None:
-                stops[n] = pos
     output_units = []
     for out in _outputs(trace.output):
         pos = max(
