@@ -149,6 +149,27 @@ def test_trace_leaves_buffers_modes_and_rng_alone():
     assert torch.equal(torch.get_rng_state(), rng)
 
 
+class Resizing(Stages):
+    """Re-registers a buffer, not persistent, for each new input size (as
+    SwinV2's attention does with its coordinate table)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer('table', torch.zeros(1))
+
+    def forward(self, x):
+        self.register_buffer('table', torch.zeros(x.shape[-1]),
+                             persistent=False)
+        return super().forward(x)
+
+
+def test_trace_leaves_the_buffers_registered_as_they_were():
+    model = Resizing()
+    keys = set(model.state_dict())
+    trace_units(model)
+    assert set(model.state_dict()) == keys and model.table.shape == (1, )
+
+
 def test_refusals_say_why():
     class Holder(nn.Module):
 

@@ -262,9 +262,13 @@ def _img_sizes(backbone: nn.Module) -> List[int]:
 def _run_safely(backbone: nn.Module, run):
     """``run(x)`` on random images of the sizes the backbone may need, in its
     current (training) mode, since some backbones take other paths in eval
-    (DDRNet's extra output); buffers (BN statistics) and the RNG are left as
-    they were."""
+    (DDRNet's extra output); buffers (BN statistics, and which buffers exist
+    and persist) and the RNG are left as they were."""
     buffers = [(b, b.clone()) for b in backbone.buffers()]
+    # which buffers each module has, and which persist: some re-register
+    # theirs in forward for a new input size (SwinV2's coordinate tables)
+    registered = [(m, dict(m._buffers), set(m._non_persistent_buffers_set))
+                  for m in backbone.modules()]
     rng = torch.get_rng_state()
     errors = []
     try:
@@ -274,6 +278,11 @@ def _run_safely(backbone: nn.Module, run):
             except Exception as e:  # try the next input, report all
                 errors.append(f'{shape}: {type(e).__name__}: {e}')
     finally:
+        for m, found, transient in registered:
+            m._buffers.clear()
+            m._buffers.update(found)
+            m._non_persistent_buffers_set.clear()
+            m._non_persistent_buffers_set.update(transient)
         with torch.no_grad():
             for b, value in buffers:
                 b.copy_(value)
