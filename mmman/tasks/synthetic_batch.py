@@ -4,25 +4,8 @@ from typing import Optional, Tuple
 
 import torch
 
+from .task_kind import model_task
 from .task_targets import infer_num_classes
-
-
-def _task(model) -> str:
-    for task, module, cls in (('det', 'mmdet.models.detectors',
-                                'BaseDetector'),
-                              ('seg', 'mmseg.models.segmentors',
-                               'BaseSegmentor'),
-                              ('cls', 'mmpretrain.models.classifiers',
-                               'BaseClassifier')):
-        try:
-            base = getattr(__import__(module, fromlist=[cls]), cls)
-        except ImportError:
-            continue
-        if isinstance(model, base):
-            return task
-    raise TypeError(f'no synthetic batch for {type(model).__name__}: '
-                    'MMDet detectors, MMSeg segmentors and MMPretrain '
-                    'classifiers are supported.')
 
 
 def synthetic_batch(model,
@@ -42,7 +25,7 @@ def synthetic_batch(model,
     """
     g = torch.Generator().manual_seed(seed)
     height, width = img_scale
-    task = _task(model)
+    task = model_task(model)
     num_classes = (_det_classes(model)[0]
                    if task == 'det' else _label_classes(model))
     inputs, samples = [], []
