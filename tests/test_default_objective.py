@@ -24,3 +24,19 @@ def test_no_aux_head_means_the_tasks_dense_objective(scope, cfg, batch, head,
         assert wrapper.aux.heads[0].loss_weight == 0.1  # configs' measured
     model.train_step(batch(), wrapper)
     assert f'train/local1_{loss}' in wrapper.message_hub.log_scalars
+
+
+def test_classes_of_a_model_without_the_usual_heads():
+    """LeNet keeps its classifier in the backbone, SOLO in its mask_head:
+    the count the modules hold is taken (heads that disagree still raise,
+    tests/test_cascade_heads.py)."""
+    import torch.nn as nn
+
+    from mmman.tasks import infer_num_classes
+    model = nn.Module()
+    model.backbone, model.mask_head = nn.Linear(1, 1), nn.Linear(1, 1)
+    model.backbone.num_classes = model.mask_head.num_classes = 10
+    assert infer_num_classes(model) == 10
+    model.backbone.num_classes = model.mask_head.num_classes = 0
+    with pytest.raises(ValueError, match='cannot infer num_classes'):
+        infer_num_classes(model)

@@ -134,15 +134,23 @@ def infer_num_classes(model) -> int:
         nums = {getattr(h, 'num_classes', None) for h in heads}
         if len(nums) == 1 and isinstance(next(iter(nums)), int):
             return nums.pop()
-    # any other layout (SOLO's mask_head, a semi-supervised detector's
-    # student, LeNet's classifier inside the backbone): the class count the
-    # model's modules agree on most
+        if len(nums - {None}) > 1:
+            break  # heads that disagree: the user says which
+    else:
+        found = _most_common_classes(model)
+        if found is not None:
+            return found
+    raise ValueError(
+        'local learning: cannot infer num_classes from the model; set it in '
+        '`local_cfg.aux_head.num_classes`.')
+
+
+def _most_common_classes(model) -> Optional[int]:
+    """Any other layout (SOLO's mask_head, a semi-supervised detector's
+    student, LeNet's classifier inside the backbone): the class count the
+    model's modules agree on most."""
     found = Counter(
         m.num_classes for m in model.modules()
         if isinstance(getattr(m, 'num_classes', None), int)
         and not isinstance(m.num_classes, bool) and m.num_classes > 0)
-    if found:
-        return found.most_common(1)[0][0]
-    raise ValueError(
-        'local learning: cannot infer num_classes from the model; set it in '
-        '`local_cfg.aux_head.num_classes`.')
+    return found.most_common(1)[0][0] if found else None
