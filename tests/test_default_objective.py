@@ -40,3 +40,19 @@ def test_classes_of_a_model_without_the_usual_heads():
     model.backbone.num_classes = model.mask_head.num_classes = 0
     with pytest.raises(ValueError, match='cannot infer num_classes'):
         infer_num_classes(model)
+
+
+def test_another_constructors_paramwise_rules_are_refused():
+    """MMDet's layer-wise lr decay keys would be ignored silently by the
+    local constructor that takes the host constructor's place."""
+    from mmengine.optim import build_optim_wrapper
+    model = build('mmdet', det_model_cfg())
+    with pytest.raises(ValueError, match=r"\['decay_rate', 'decay_type'"):
+        build_optim_wrapper(
+            model,
+            dict(type='LocalOptimWrapper',
+                 constructor='LocalOptimWrapperConstructor',
+                 optimizer=dict(type='AdamW', lr=1e-4),
+                 paramwise_cfg=dict(decay_rate=0.7, decay_type='layer_wise',
+                                    num_layers=6),
+                 local_cfg=dict(method='man++', num_blocks=2)))

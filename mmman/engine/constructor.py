@@ -46,6 +46,11 @@ from .optim_wrapper import LocalLearningMixin
 from .resume_signature import plan_signature
 from .unit_checkpoint import checkpoint_blocks
 
+# The paramwise_cfg rules of MMEngine's DefaultOptimWrapperConstructor.
+PARAMWISE_KEYS = frozenset(
+    ('custom_keys', 'bias_lr_mult', 'bias_decay_mult', 'norm_decay_mult',
+     'dwconv_decay_mult', 'flat_decay_mult', 'dcn_offset_lr_mult',
+     'bypass_duplicate'))
 LOCAL_CFG_KEYS = ('method', 'objective', 'num_blocks', 'boundaries',
                   'balance', 'momentum', 'eta', 'mlaan', 'aux_head',
                   'checkpoint', 'backbone')
@@ -91,6 +96,16 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         self.local_cfg = dict(DEFAULT_LOCAL_CFG, **local_cfg)
         optim_wrapper_cfg.setdefault('type', 'LocalOptimWrapper')
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
+        unknown = set(self.paramwise_cfg) - PARAMWISE_KEYS
+        if unknown:
+            raise ValueError(
+                f'paramwise_cfg keys {sorted(unknown)} belong to another '
+                'optimizer constructor (e.g. decay_rate / decay_type / '
+                'num_layers: MMDet\'s LearningRateDecayOptimizerConstructor'
+                '); LocalOptimWrapperConstructor takes its place and '
+                'applies only MMEngine\'s DefaultOptimWrapperConstructor '
+                f'rules ({sorted(PARAMWISE_KEYS)}), so they would be '
+                'ignored. Remove them (and say so in the config).')
         wrapper_type = self.optim_wrapper_cfg['type']
         if isinstance(wrapper_type, str):
             wrapper_type = OPTIM_WRAPPERS.get(wrapper_type)
