@@ -176,6 +176,13 @@ def test_balance_scale_comes_from_the_train_pipeline(tmp_path):
         osp.join(root, 'configs', 'mmseg',
                  'deeplabv3_r50-d8_man++-k4_4xb2-40k_cityscapes-512x1024.py'))
     assert pipeline_img_scale(seg) == (512, 1024)  # the crop after resize
+    # Mask2Former's shortest-edge choice fixes no size; its crop does
+    m2f = Config.fromfile(
+        osp.join(root, 'configs', 'mmseg',
+                 'mask2former_r50_man++-k4_8xb2-90k_cityscapes-512x1024.py'))
+    assert any(t.get('resize_type') == 'ResizeShortestEdge'
+               for t in m2f.train_dataloader.dataset.pipeline)
+    assert pipeline_img_scale(m2f) == (512, 1024)
     det.work_dir = str(tmp_path)
     det.optim_wrapper.local_cfg.balance = dict()
     configure_balance(det)

@@ -13,9 +13,9 @@ _base_ = [
     'mmseg::mask2former/mask2former_r50_8xb2-90k_cityscapes-512x1024.py',
     '../_base_/mmman/mmseg_local.py'
 ]
-# mmman's snippet with the balance scale given: mmman cannot yet read it from
-# this pipeline (its multi-scale resize lists shortest edges); the blocks are
-# balanced at the train crop, as the pipeline's last crop would give.
+# mmman's snippet with the balance scale written out: the train crop, the size
+# mmman also reads off this pipeline (its multi-scale resize lists shortest
+# edges, which fix no size; the crop after it does).
 optim_wrapper = dict(
     type='LocalOptimWrapper',
     constructor='LocalOptimWrapperConstructor',

@@ -19,7 +19,10 @@ def _size_hw(transform: dict) -> Optional[tuple]:
     elif kind == 'RandomResizedCrop':
         size = transform.get('scale')
     elif kind == 'RandomChoiceResize':  # the largest of the scales, (w, h)
-        size = max(transform['scales'], key=lambda s: s[0] * s[1])[::-1]
+        scales = transform['scales']
+        if not all(isinstance(s, (tuple, list)) for s in scales):
+            return None  # shortest edges (ResizeShortestEdge): a crop decides
+        size = max(scales, key=lambda s: s[0] * s[1])[::-1]
     else:  # Resize / RandomResize: scale=(w, h), the OpenMMLab convention
         size = transform.get('scale')
         size = size[::-1] if isinstance(size, (tuple, list)) else size
