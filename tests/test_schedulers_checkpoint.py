@@ -364,6 +364,13 @@ def test_shipped_config_schedule_checkpoint_tests_and_resumes(
     schedulers = cfg.get('param_scheduler') or []
     if isinstance(schedulers, dict):
         schedulers = [schedulers]
+    # a scheduler that starts later and runs to the end of training (MMPretrain
+    # Swin/ConvNeXt: cosine from epoch 20) would end at this tiny run's end,
+    # before it begins: it gets an end of its own
+    schedulers = [
+        dict(s, end=s['begin'] + 1) if s.get('begin', 0) > 0
+        and 'end' not in s else s for s in schedulers
+    ]
     loop = cfg.train_cfg  # MMEngine: `type`, else `by_epoch` picks it
     by_epoch = loop.get('type', 'EpochBasedTrainLoop' if loop.get(
         'by_epoch') else 'IterBasedTrainLoop') == 'EpochBasedTrainLoop'

@@ -323,6 +323,10 @@ def tiny_config(case, data_root, work_dir):
             frozen_stages=frame.get('frozen_stages', -1),
             norm_eval=frame.get('norm_eval', False))
         cfg = tiny_coco_run(cfg, data_root, work_dir, scale=DET_SCALE)
+        # the frame's lr 0.02 on a random RetinaNet: one CI run of the DGL
+        # objective case evaluated to no detections at all (not reproduced;
+        # divergence suspected), so the two steps here go gently
+        cfg.optim_wrapper.optimizer.lr = 0.002
     elif task == 'seg':
         num_classes = cfg.model.decode_head.num_classes  # Cityscapes' 19
         cfg.model = seg_model_cfg()
