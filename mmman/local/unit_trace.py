@@ -142,7 +142,8 @@ class _Recorder:
 
 def _sources(nodes, stops: Dict[object, int], limit: int = 200000) -> set:
     """Indices of the calls (``stops``: node -> call) whose outputs the
-    autograd ``nodes`` come from, nearest first: the walk stops there."""
+    autograd ``nodes`` come from: the walk back stops at the first call
+    output on each path."""
     found, seen, todo = set(), set(), [n for n in nodes if n is not None]
     while todo:
         node = todo.pop()
@@ -384,9 +385,8 @@ def _extra_inputs(call: _Call) -> bool:
     return len(tensors) > 1 or bool(others) or bool(call.kwargs)
 
 
-def trace_units(backbone: nn.Module,
-                prefix: str = '') -> Tuple[List[UnitCall], List[int],
-                                           List[str]]:
+def trace_units(
+        backbone: nn.Module) -> Tuple[List[UnitCall], List[int], List[str]]:
     """Units of ``backbone`` from one traced forward pass.
 
     Returns:
