@@ -7,9 +7,9 @@
 # stage 4).
 # Not kept: MMDet's layer-wise lr decay (LearningRateDecayOptimizerConstructor,
 # decay_rate 0.7 over 6 layers). mmman's LocalOptimWrapperConstructor takes the
-# constructor's place and applies only MMEngine's default rules (it refuses
-# the decay_* keys of paramwise_cfg), so every parameter trains at AdamW's
-# lr 2e-4.
+# constructor's place and applies only MMEngine's default rules (it would
+# log the decay_* keys of paramwise_cfg as not applied), so every parameter
+# trains at AdamW's lr 2e-4.
 # The base sets custom_imports (mmpretrain's ConvNeXt), so this config cannot
 # take mmman's from the shared snippet too (two bases may not both set a key):
 # it lists both, and mmman's hooks.

@@ -29,9 +29,11 @@ Config (everything lives in ``optim_wrapper``)::
             backbone='backbone'))
 """
 import copy
+import logging
 from typing import Optional
 
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
@@ -97,15 +99,15 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         optim_wrapper_cfg.setdefault('type', 'LocalOptimWrapper')
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
         unknown = set(self.paramwise_cfg) - PARAMWISE_KEYS
-        if unknown:
-            raise ValueError(
-                f'paramwise_cfg keys {sorted(unknown)} belong to another '
-                'optimizer constructor (e.g. decay_rate / decay_type / '
-                'num_layers: MMDet\'s LearningRateDecayOptimizerConstructor'
-                '); LocalOptimWrapperConstructor takes its place and '
-                'applies only MMEngine\'s DefaultOptimWrapperConstructor '
-                f'rules ({sorted(PARAMWISE_KEYS)}), so they would be '
-                'ignored. Remove them (and say so in the config).')
+        if unknown:  # the one-field swap keeps the host's paramwise_cfg
+            print_log(
+                f'local learning: paramwise_cfg keys {sorted(unknown)} '
+                'belong to another optimizer constructor (e.g. MMDet\'s '
+                'layer-wise lr decay: decay_rate / decay_type / num_layers)'
+                '; LocalOptimWrapperConstructor takes its place and applies '
+                'only MMEngine\'s DefaultOptimWrapperConstructor rules, so '
+                'they are NOT applied.',
+                logger='current', level=logging.WARNING)
         wrapper_type = self.optim_wrapper_cfg['type']
         if isinstance(wrapper_type, str):
             wrapper_type = OPTIM_WRAPPERS.get(wrapper_type)
