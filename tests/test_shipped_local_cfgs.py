@@ -418,6 +418,23 @@ def read(path, _loader=checkpoint_module.load_local_checkpoint):
 
 
 # ------------------------------------------------------------ round trip
+def train_then_test(tools, case, config, work, tmp_path, tag, task):
+    """2 iterations with tools/train.py, then tools/test.py on their
+    checkpoint (evaluated, loaded once); the checkpoint's path."""
+    with phase('tools/train.py', case):
+        tools.run('train.py', config, '--work-dir', work, '--cfg-options',
+                  f'experiment_name={tag}_train')
+    ckpt = osp.join(work, 'iter_2.pth')
+    assert osp.isfile(ckpt), os.listdir(work)
+    with phase('tools/test.py', case):
+        out = tools.run('test.py', config, ckpt, '--work-dir',
+                        str(tmp_path / 'test'), '--cfg-options',
+                        f'experiment_name={tag}_test')
+    assert f"'{METRIC[task]}'" in out, out[-2000:]
+    assert set(tools.loads) == {'iter_2.pth'}, tools.loads
+    return ckpt
+
+
 @pytest.mark.parametrize('cid', sorted(CASES))
 def test_train_test_resume_publish(cid, task_data, tools, tmp_path):
     case = CASES[cid]
@@ -427,18 +444,7 @@ def test_train_test_resume_publish(cid, task_data, tools, tmp_path):
     tiny_config(case, task_data(task), work).dump(config)
     tag = f'{task}{sorted(CASES).index(cid)}'
 
-    with phase('tools/train.py', case):
-        tools.run('train.py', config, '--work-dir', work, '--cfg-options',
-                  f'experiment_name={tag}_train')
-    ckpt = osp.join(work, 'iter_2.pth')
-    assert osp.isfile(ckpt), os.listdir(work)
-
-    with phase('tools/test.py', case):
-        out = tools.run('test.py', config, ckpt, '--work-dir',
-                        str(tmp_path / 'test'), '--cfg-options',
-                        f'experiment_name={tag}_test')
-    assert f"'{METRIC[task]}'" in out, out[-2000:]
-    assert set(tools.loads) == {'iter_2.pth'}, tools.loads
+    ckpt = train_then_test(tools, case, config, work, tmp_path, tag, task)
     # The run trained the case's plan, locally.
     saved = read(ckpt)
     plan = saved['optimizer']['mmman_plan']
@@ -562,17 +568,7 @@ def test_zoo_config_round_trip_loads_into_the_host_model(
     tag = f'zoo{sorted(ZOO).index(config)}'
     case = dict(sources=[config])
 
-    with phase('tools/train.py', case):
-        tools.run('train.py', dumped, '--work-dir', work, '--cfg-options',
-                  f'experiment_name={tag}_train')
-    ckpt = osp.join(work, 'iter_2.pth')
-    assert osp.isfile(ckpt), os.listdir(work)
-    with phase('tools/test.py', case):
-        out = tools.run('test.py', dumped, ckpt, '--work-dir',
-                        str(tmp_path / 'test'), '--cfg-options',
-                        f'experiment_name={tag}_test')
-    assert f"'{METRIC[task]}'" in out, out[-2000:]
-    assert set(tools.loads) == {'iter_2.pth'}, tools.loads
+    ckpt = train_then_test(tools, case, dumped, work, tmp_path, tag, task)
     saved = read(ckpt)
     plan = saved['optimizer']['mmman_plan']
     assert plan['method'] == 'man++' and len(plan['blocks']) == 3, plan
