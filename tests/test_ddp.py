@@ -93,7 +93,11 @@ def _run_bn(rank, world):
     seen = []
 
     def record(module, args):
-        seen.append(module.running_mean.clone())
+        # Forward calls only: eta's recomputation in the local backward
+        # reruns its BNs on the statistics that forward left (rank-local,
+        # restored afterwards; a train-mode BN does not read them).
+        if torch._C._current_graph_task_id() == -1:
+            seen.append(module.running_mean.clone())
 
     for m in list(model.modules()) + list(wrapper.aux.modules()):
         if isinstance(m, nn.modules.batchnorm._BatchNorm):

@@ -35,7 +35,9 @@ def plan_signature(method: str, objective, eta_cfg: Optional[dict],
     """The signature of a run, in plain builtins."""
     eta = None
     if eta_cfg is not None:
-        eta = {k: v for k, v in eta_cfg.items() if k != 'momentum'}
+        # Neither the momentum nor recomputation changes what is saved.
+        eta = {k: v for k, v in eta_cfg.items()
+               if k not in ('momentum', 'recompute')}
     signature = dict(
         method=method,
         eta=eta,

@@ -15,23 +15,16 @@ removed, so between steps the model, its ``state_dict`` and deep copies of it
 (``EMAHook``) are the plain model. Frames already recorded keep the original
 ``forward``, so the last block's recomputation in ``update_params``, after
 the context, still works. Non-reentrant checkpointing needs no input that
-requires grad (a block's first unit gets a detached input), passes keyword
-and non-tensor arguments (Swin's ``hw_shape``) and replays the RNG state
-(dropout, drop path). The recomputation runs the unit's submodules in the
-modes they had in forward (train/eval, and BatchNorm's ``track_running_stats``,
-which MLAAN's cascade turns off) and leaves the unit's buffers as it found
-them, so BatchNorm running statistics move once per step, as without
-checkpointing.
+requires grad (a block's first unit gets a detached input) and passes
+keyword and non-tensor arguments (Swin's ``hw_shape``); what makes the
+recomputation exact (modes, buffers, RNG) is :mod:`mmman.utils.recompute`.
 """
-from contextlib import contextmanager, nullcontext
-from functools import partial
+from contextlib import contextmanager
 from typing import Optional, Sequence, Tuple
 
-import torch
 import torch.nn as nn
-from torch.utils.checkpoint import checkpoint
 
-from mmman.utils.memory import counted_recomputation
+from mmman.utils.recompute import checkpointed
 
 _HINT = ("local_cfg.checkpoint must be None, 'all' or a list of 1-based "
          'block indices')
@@ -75,75 +68,6 @@ def checkpoint_blocks(value, num_blocks: Optional[int] = None
 
 
 @contextmanager
-def restored_buffers(module: nn.Module):
-    """Put back, on exit, every buffer of ``module`` the body changed
-    (BatchNorm running statistics and ``num_batches_tracked``)."""
-    saved = [(b, b.clone()) for b in module.buffers()]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for buf, old in saved:
-                if not torch.equal(buf, old):
-                    buf.copy_(old)
-
-
-def _modes(modules: Sequence[nn.Module]) -> list:
-    return [(m.training, getattr(m, 'track_running_stats', None))
-            for m in modules]
-
-
-@contextmanager
-def modes_of_forward(modules: Sequence[nn.Module], modes: list):
-    """Run the body with ``modules`` in ``modes`` (from :func:`_modes`, taken
-    in forward); their current modes are put back on exit. A recomputation
-    that saves other tensors than its forward (BatchNorm tracking running
-    statistics or not) is an error of checkpoint's."""
-    now = _modes(modules)
-    _set_modes(modules, modes)
-    try:
-        yield
-    finally:
-        _set_modes(modules, now)
-
-
-def _set_modes(modules, modes) -> None:
-    for m, (training, track) in zip(modules, modes):
-        m.training = training
-        if track is not None:
-            m.track_running_stats = track
-
-
-@contextmanager
-def _recomputation(module: nn.Module, modules: list, modes: list):
-    with modes_of_forward(modules, modes), restored_buffers(module), \
-            counted_recomputation():
-        yield
-
-
-def _contexts(module: nn.Module):
-    """checkpoint's ``context_fn``, called in forward."""
-    modules = list(module.modules())
-    return nullcontext(), _recomputation(module, modules, _modes(modules))
-
-
-def _checkpointed(module: nn.Module, forward):
-    """``forward`` checkpointed while ``module`` trains with grad enabled."""
-
-    def run(*args, **kwargs):
-        if not (module.training and torch.is_grad_enabled()):
-            return forward(*args, **kwargs)
-        return checkpoint(
-            forward,
-            *args,
-            use_reentrant=False,
-            context_fn=partial(_contexts, module),
-            **kwargs)
-
-    return run
-
-
-@contextmanager
 def checkpointed_units(modules: Sequence[nn.Module]):
     """Checkpoint every module of ``modules`` while the context is open.
 
@@ -158,7 +82,7 @@ def checkpointed_units(modules: Sequence[nn.Module]):
                 continue
             seen.add(id(module))
             had = vars(module).get('forward', _NO_ATTR)
-            module.forward = _checkpointed(module, module.forward)
+            module.forward = checkpointed(module, module.forward)
             shadowed.append((module, had))
         yield
     finally:

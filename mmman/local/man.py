@@ -17,6 +17,7 @@ import torch.nn as nn
 from mmengine.model import BaseAveragedModel, ExponentialMovingAverage
 from mmengine.registry import MODELS
 
+from mmman.utils.recompute import checkpointed
 from .unit_trace import flat_tensors
 
 
@@ -123,6 +124,12 @@ class MomentumAuxNet(nn.Module):
             sum, e.g. ``dict(type='BranchBalance')`` (published MAN++).
         out_index (int): Which output tensor of ``next_layer`` is its
             feature (0 but for units returning several, e.g. TNT's).
+        recompute (bool): Keep only each branch's input and output in
+            forward and recompute its activations in the local backward, one
+            branch at a time (non-reentrant checkpointing: same gradients,
+            BatchNorm statistics and random draws). The auxiliary phase then
+            holds one copy's activations instead of two, for one more forward
+            of each copy.
     """
 
     def __init__(self,
@@ -133,9 +140,11 @@ class MomentumAuxNet(nn.Module):
                  momentum: float = 0.995,
                  scale_bias: Optional[dict] = None,
                  balance: Optional[dict] = None,
-                 out_index: int = 0):
+                 out_index: int = 0,
+                 recompute: bool = False):
         super().__init__()
         self.out_index = out_index
+        self.recompute = recompute
         if not (learnable_copy or ema):
             raise ValueError('MomentumAuxNet needs learnable_copy or ema.')
         if not 0.0 <= momentum < 1.0:
@@ -167,9 +176,9 @@ class MomentumAuxNet(nn.Module):
         output (``out_index``) is used."""
         out = None
         if self.copy is not None:
-            out = flat_tensors(self.copy(x, *args, **kwargs))[self.out_index]
+            out = self._feature(self.copy, x, *args, **kwargs)
         if self.ema is not None:
-            y = flat_tensors(self.ema(x, *args, **kwargs))[self.out_index]
+            y = self._feature(self.ema, x, *args, **kwargs)
             if self.scale_bias is not None:
                 y = self.scale_bias(y)
             if out is None:
@@ -179,6 +188,10 @@ class MomentumAuxNet(nn.Module):
             else:
                 out = out + y
         return out
+
+    def _feature(self, branch: nn.Module, *args, **kwargs) -> torch.Tensor:
+        run = checkpointed(branch, branch) if self.recompute else branch
+        return flat_tensors(run(*args, **kwargs))[self.out_index]
 
     @torch.no_grad()
     def reset(self, next_layer: nn.Module) -> None:

@@ -2,13 +2,15 @@
 import copy
 from typing import Optional
 
-_MAN = dict(learnable_copy=True, ema=True, scale_bias=None)
+_MAN = dict(learnable_copy=True, ema=True, scale_bias=None, recompute=True)
 
 # One config field switches the enhancement; `eta` may still override the
 # preset for the ablations (e.g. ``eta=dict(learnable_copy=False)`` = EMA
 # only). ``mlaan``: the MLAAN paths (independent probe + cascade through the
 # real next block + leap module); with an eta (MLAAN + MAN), MAN's own loss
-# f(Phi(eta(h))) is added with the weight ``wm``.
+# f(Phi(eta(h))) is added with the weight ``wm``. ``recompute``: the eta
+# branches recompute their activations in the local backward (exact; the
+# auxiliary phase holds one branch's activations, not two).
 METHODS = {
     'e2e': None,
     'local': dict(eta=None),

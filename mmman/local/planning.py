@@ -10,9 +10,11 @@ from .plan_cache import BlockPlanCache, plan_key
 
 
 def eta_branches(eta_cfg: Optional[dict]) -> int:
-    """How many eta copies run the next unit on a block's output (0-2)."""
+    """How many eta copies' activations of the next unit a block's local
+    backward holds at once (0-2): each copy's, or one with ``recompute``."""
     eta = eta_cfg or {}
-    return int(eta.get('learnable_copy', False)) + int(eta.get('ema', False))
+    n = int(eta.get('learnable_copy', False)) + int(eta.get('ema', False))
+    return min(n, 1) if eta.get('recompute', False) else n
 
 
 def plan_blocks(model: nn.Module,

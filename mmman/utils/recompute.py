@@ -1,0 +1,88 @@
+"""Recompute a module's activations in backward, exactly.
+
+Non-reentrant ``torch.utils.checkpoint`` around one module, made safe for
+training: the recomputation runs the module's submodules in the modes they
+had in forward (train/eval, and BatchNorm's ``track_running_stats``, which
+MLAAN's cascade turns off), leaves the module's buffers as it found them (so
+BatchNorm running statistics move once per step) and replays the RNG state
+(dropout, drop path). Whatever a recomputation saves is counted by the active
+memory meter (:func:`~mmman.utils.memory.counted_recomputation`).
+"""
+from contextlib import contextmanager, nullcontext
+from functools import partial
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
+
+from .memory import counted_recomputation
+
+
+@contextmanager
+def restored_buffers(module: nn.Module):
+    """Put back, on exit, every buffer of ``module`` the body changed
+    (BatchNorm running statistics and ``num_batches_tracked``)."""
+    saved = [(b, b.clone()) for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, old in saved:
+                if not torch.equal(buf, old):
+                    buf.copy_(old)
+
+
+def _modes(modules: Sequence[nn.Module]) -> list:
+    return [(m.training, getattr(m, 'track_running_stats', None))
+            for m in modules]
+
+
+@contextmanager
+def modes_of_forward(modules: Sequence[nn.Module], modes: list):
+    """Run the body with ``modules`` in ``modes`` (from :func:`_modes`, taken
+    in forward); their current modes are put back on exit. A recomputation
+    that saves other tensors than its forward (BatchNorm tracking running
+    statistics or not) is an error of checkpoint's."""
+    now = _modes(modules)
+    _set_modes(modules, modes)
+    try:
+        yield
+    finally:
+        _set_modes(modules, now)
+
+
+def _set_modes(modules, modes) -> None:
+    for m, (training, track) in zip(modules, modes):
+        m.training = training
+        if track is not None:
+            m.track_running_stats = track
+
+
+@contextmanager
+def _recomputation(module: nn.Module, modules: list, modes: list):
+    with modes_of_forward(modules, modes), restored_buffers(module), \
+            counted_recomputation():
+        yield
+
+
+def _contexts(module: nn.Module):
+    """checkpoint's ``context_fn``, called in forward."""
+    modules = list(module.modules())
+    return nullcontext(), _recomputation(module, modules, _modes(modules))
+
+
+def checkpointed(module: nn.Module, forward):
+    """``forward`` checkpointed while ``module`` trains with grad enabled."""
+
+    def run(*args, **kwargs):
+        if not (module.training and torch.is_grad_enabled()):
+            return forward(*args, **kwargs)
+        return checkpoint(
+            forward,
+            *args,
+            use_reentrant=False,
+            context_fn=partial(_contexts, module),
+            **kwargs)
+
+    return run
