@@ -59,6 +59,29 @@ def test_refusal_is_one_message_before_training(tool):
     assert 'frozen' in err['error']
 
 
+def test_linear_probe_config_is_measured_unfrozen(tool, tmp_path):
+    # A config file freezing every stage (MoCoV3's linear probe): the type
+    # is measured trained, and the row says so.
+    config = tmp_path / 'probe.py'
+    config.write_text(
+        f"_base_ = {osp.join(tool.config_root('mmpretrain'), RESNET18)!r}\n"
+        "model = dict(backbone=dict(frozen_stages=4))\n")
+    rec = tool.run_entry('mmpretrain', str(config), img_scale=(32, 32))
+    assert rec['status'] == 'ok', rec.get('error')
+    assert rec['trainable_units'] == 8
+    assert 'frozen_stages=-1' in rec['adapted']
+    assert tool._reason(rec).startswith(rec['adapted'])
+
+
+def test_one_channel_fixed_size_classifier_trains(tool):
+    # MNIST's LeNet-5: 1-channel images (its preprocessor's mean) of 32x32
+    # (fixed by its classifier), which the trace also has to find.
+    rec = tool.run_entry('mmpretrain', 'lenet/lenet5_mnist.py')
+    assert rec['img_scale'] == [32, 32]
+    assert rec['status'] == 'ok', rec.get('error')
+    assert rec['num_blocks'] == 2 and rec['strict'] is True
+
+
 def test_entry_that_does_not_build_is_told_apart(tool):
     rec = tool.run_entry('mmpretrain', RESNET18, img_scale=(32, 32),
                          cfg_options={'model.backbone.depth': 19})

@@ -28,11 +28,13 @@ def synthetic_batch(model,
     task = model_task(model)
     num_classes = (_det_classes(model)[0]
                    if task == 'det' else _label_classes(model))
+    channels = _image_channels(model)
     inputs, samples = [], []
     for _ in range(batch_size):
         inputs.append(
             torch.randint(
-                0, 256, (3, height, width), generator=g, dtype=torch.uint8))
+                0, 256, (channels, height, width), generator=g,
+                dtype=torch.uint8))
         meta = dict(
             img_shape=(height, width),
             ori_shape=(height, width),
@@ -45,6 +47,15 @@ def synthetic_batch(model,
         else:
             samples.append(_cls_sample(meta, num_classes, g))
     return dict(inputs=inputs, data_samples=samples)
+
+
+def _image_channels(model) -> int:
+    """The channels the model's data preprocessor normalises (its
+    ``(C, 1, 1)`` mean: 1 for MNIST's LeNet-5), else 3."""
+    mean = getattr(getattr(model, 'data_preprocessor', None), 'mean', None)
+    if isinstance(mean, torch.Tensor) and mean.dim() == 3:
+        return int(mean.shape[0])
+    return 3
 
 
 def _det_classes(model) -> Tuple[int, int]:
