@@ -5,6 +5,7 @@ from typing import Optional
 from mmengine.config import Config, ConfigDict
 
 from mmman.local.balance import resolve_balance_cfg
+from mmman.local.budget import resolve_budget_cfg
 
 
 _RESIZES = ('Resize', 'RandomResize', 'RandomChoiceResize', 'RandomCrop',
@@ -56,6 +57,15 @@ def configure_balance(cfg: Config,
     ``img_scale`` instead balances at that size with nothing cached (a
     benchmark's or a test's input size)."""
     local_cfg = cfg.get('optim_wrapper', {}).get('local_cfg') or {}
+    if local_cfg.get('memory_budget') is not None:
+        budget = resolve_budget_cfg(local_cfg['memory_budget'])
+        if img_scale is not None:
+            budget.update(img_scale=tuple(img_scale), cache_dir=None)
+        elif budget.get('img_scale') is None:
+            budget['img_scale'] = pipeline_img_scale(cfg)
+        if budget.get('cache_dir') is None and img_scale is None:
+            budget['cache_dir'] = cfg.get('work_dir')
+        local_cfg['memory_budget'] = ConfigDict(budget)
     if 'balance' not in local_cfg:
         return
     balance = resolve_balance_cfg(local_cfg['balance'])

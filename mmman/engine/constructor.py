@@ -38,12 +38,15 @@ from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
 from mmman.local.auxiliary import LocalAuxiliary, per_block
+from mmman.local.budget import resolve_budget_cfg
 from mmman.local.methods import resolve_eta_cfg, resolve_mlaan_cfg
 from mmman.local.objectives import objective_heads
+from mmman.local.partition import PartitionError
 from mmman.local.planning import plan_blocks
 from mmman.tasks import (TaskTargets, default_aux_head, infer_num_classes,
                          synthetic_batch)
 
+from .budget_planner import plan_for_budget
 from .optim_wrapper import LocalLearningMixin
 from .resume_signature import plan_signature
 from .unit_checkpoint import checkpoint_blocks
@@ -55,7 +58,7 @@ PARAMWISE_KEYS = frozenset(
      'bypass_duplicate'))
 LOCAL_CFG_KEYS = ('method', 'objective', 'num_blocks', 'boundaries',
                   'balance', 'momentum', 'eta', 'mlaan', 'aux_head',
-                  'checkpoint', 'backbone')
+                  'checkpoint', 'backbone', 'memory_budget')
 DEFAULT_LOCAL_CFG = dict(
     method='e2e',
     objective=None,
@@ -67,7 +70,10 @@ DEFAULT_LOCAL_CFG = dict(
     eta=None,
     aux_head=None,
     checkpoint=None,
-    backbone='backbone')
+    backbone='backbone',
+    memory_budget=None)
+# What a memory budget chooses itself.
+BUDGET_CHOOSES = ('num_blocks', 'boundaries', 'balance', 'checkpoint')
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -84,6 +90,8 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     def __init__(self, optim_wrapper_cfg: dict,
                  paramwise_cfg: Optional[dict] = None):
         optim_wrapper_cfg = copy.deepcopy(dict(optim_wrapper_cfg))
+        self._own_cfg = (copy.deepcopy(optim_wrapper_cfg),
+                         copy.deepcopy(paramwise_cfg))
         local_cfg = dict(optim_wrapper_cfg.pop('local_cfg', None) or {})
         if 'recon_head' in local_cfg:
             raise ValueError(
@@ -131,12 +139,75 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                                            self.local_cfg['mlaan'],
                                            self.local_cfg['momentum'],
                                            self.eta_cfg)
+        self.budget = resolve_budget_cfg(self.local_cfg['memory_budget'])
+        if self.budget is not None:
+            self._check_budget_cfg()
+
+    def _check_budget_cfg(self) -> None:
+        cfg = self.local_cfg
+        if cfg['method'] == 'e2e':
+            raise ValueError(
+                "local_cfg.memory_budget plans local blocks; method='e2e' "
+                "has none: choose a local method such as 'man++'.")
+        if self.mlaan_cfg is not None:
+            raise ValueError(
+                'local_cfg.memory_budget does not support MLAAN (its '
+                'cascade costs memory the planner does not measure).')
+        given = {k: cfg[k] for k in BUDGET_CHOOSES
+                 if cfg[k] not in (None, False)}
+        if given:  # e.g. inherited from a MAN++ config: one field swaps
+            print_log(
+                f'local learning: memory_budget chooses the blocks and '
+                f'their checkpointing; {given} replaced.', logger='current',
+                level=logging.WARNING)
+            self.local_cfg.update({k: DEFAULT_LOCAL_CFG[k] for k in given})
+
+    def _budget_plan(self, module: nn.Module) -> tuple:
+        """local_cfg with the blocks and checkpointing the budget picks,
+        and the plan (with its predicted peak)."""
+        budget = self.budget
+        if budget.get('img_scale') is None:
+            raise PartitionError(
+                'local learning: memory_budget needs the training image '
+                "size; mmman's tools/train.py takes it from the train "
+                'pipeline, which fixes none here. Give memory_budget=dict('
+                "size='4GiB', img_scale=(H, W)).")
+        own, paramwise = self._own_cfg
+
+        def build_wrapper(model: nn.Module, num_blocks: int):
+            local_cfg = dict(self.local_cfg, memory_budget=None,
+                             num_blocks=num_blocks)
+            cfg = dict(copy.deepcopy(own), local_cfg=local_cfg)
+            wrapper = LocalOptimWrapperConstructor(
+                cfg, copy.deepcopy(paramwise))(model)
+            wrapper.take_copies()
+            return wrapper
+
+        found = plan_for_budget(
+            module, budget['size'], tuple(budget['img_scale']),
+            build_wrapper,
+            lambda size: synthetic_batch(module, 2, size),
+            cache_dir=budget.get('cache_dir'),
+            cache_info=[self.local_cfg['method'],
+                        repr(self.local_cfg['objective']),
+                        repr(self.local_cfg['aux_head']),
+                        repr(self.eta_cfg), repr(own.get('optimizer'))])
+        cfg = dict(self.local_cfg, memory_budget=None)
+        if found['boundaries']:
+            cfg['boundaries'] = list(found['boundaries'])
+        else:
+            cfg['num_blocks'] = 1
+        cfg['checkpoint'] = list(found['checkpoint']) or None
+        return cfg, found
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
         module = model.module if hasattr(model, 'module') else model
         cfg = self.local_cfg
         if cfg['method'] == 'e2e':
             return super().__call__(model)
+        memory_plan = None
+        if self.budget is not None:
+            cfg, memory_plan = self._budget_plan(module)
         plan = plan_blocks(
             module,
             cfg['method'],
@@ -147,8 +218,9 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             mlaan_cfg=self.mlaan_cfg,
             backbone=cfg['backbone'],
             batch_fn=lambda size: synthetic_batch(module, 2, size),
-            checkpointed=checkpoint_blocks(cfg['checkpoint'],
-                                           cfg['num_blocks']))
+            checkpointed=checkpoint_blocks(
+                cfg['checkpoint'],
+                cfg['num_blocks'] or len(cfg['boundaries'] or ()) + 1))
         if cfg['objective'] is not None:  # replaces aux_head
             heads = objective_heads(cfg['objective'], plan.num_blocks)
         else:
@@ -181,6 +253,7 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 self.optim_wrapper_cfg.pop(key)
         for group in self._aux_param_groups(aux):
             optim_wrapper.optimizer.add_param_group(group)
+        optim_wrapper.memory_plan = memory_plan  # what the budget chose
         return optim_wrapper
 
     def _aux_param_groups(self, aux: LocalAuxiliary) -> list:

@@ -81,6 +81,24 @@ def _phase_growth(model: nn.Module, units: Sequence[Unit],
     return meter.growth
 
 
+def reduced_sizes(img_scale, fractions=(0.5, 0.25)) -> list:
+    """``img_scale`` at ``fractions`` of its side, in multiples of 32."""
+    return [tuple(max(32, round(s * fraction / 32) * 32) for s in img_scale)
+            for fraction in fractions]
+
+
+def extrapolate(samples, img_scale, phase) -> int:
+    """Bytes of ``phase`` at ``img_scale`` from two measured samples
+    ``[(area, {phase: bytes}), ...]``: ``bytes = a * area + b``."""
+    (a1, g1), (a2, g2) = samples
+    full = img_scale[0] * img_scale[1]
+    y1, y2 = g1.get(phase, 0), g2.get(phase, 0)
+    if a1 == a2:  # tiny inputs: both scales rounded to one size
+        return round(y1 * full / a1)
+    slope = (y1 - y2) / (a1 - a2)
+    return max(0, round(y1 + slope * (full - a1)))
+
+
 def estimate_costs(model: nn.Module, units: Sequence[Unit], make_batch,
                    img_scale, fractions=(0.5, 0.25),
                    inputs: bool = False) -> tuple:
@@ -108,9 +126,7 @@ def estimate_costs(model: nn.Module, units: Sequence[Unit], make_batch,
     rng = torch.get_rng_state()
     samples = []
     try:
-        for fraction in fractions:
-            size = tuple(max(32, round(s * fraction / 32) * 32)
-                         for s in img_scale)
+        for size in reduced_sizes(img_scale, fractions):
             samples.append((size[0] * size[1],
                             _phase_growth(model, units, make_batch(size))))
     finally:
@@ -118,15 +134,9 @@ def estimate_costs(model: nn.Module, units: Sequence[Unit], make_batch,
             for k, v in model.named_buffers():
                 v.copy_(buffers[k])
         torch.set_rng_state(rng)
-    (a1, g1), (a2, g2) = samples
-    full = img_scale[0] * img_scale[1]
 
     def fit(phase) -> int:
-        y1, y2 = g1.get(phase, 0), g2.get(phase, 0)
-        if a1 == a2:  # tiny inputs: both scales rounded to one size
-            return round(y1 * full / a1)
-        slope = (y1 - y2) / (a1 - a2)
-        return max(0, round(y1 + slope * (full - a1)))
+        return extrapolate(samples, img_scale, phase)
 
     found = ([fit(i) for i in range(len(units))], fit('stem'), fit('tail'))
     if inputs:

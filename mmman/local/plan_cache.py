@@ -24,9 +24,11 @@ def plan_key(model: nn.Module,
              num_blocks: int,
              eta_branches: int,
              method: str = 'local',
-             checkpointed: Sequence[int] = ()) -> str:
+             checkpointed: Sequence[int] = (),
+             extra: Sequence = ()) -> str:
     """SHA-256 of the architecture, trainable flags, scale, K, branches,
-    method and checkpointed blocks."""
+    method, checkpointed blocks and ``extra`` (a memory budget's settings).
+    """
     digest = hashlib.sha256()
     digest.update(repr(model).encode())
     for name, param in model.named_parameters():
@@ -35,6 +37,8 @@ def plan_key(model: nn.Module,
     key = [list(img_scale), num_blocks, eta_branches, method]
     if checkpointed:  # the keys of plans without stay as they were
         key.append(sorted(checkpointed))
+    if extra:
+        key.append(list(extra))
     digest.update(json.dumps(key).encode())
     return digest.hexdigest()
 
@@ -60,8 +64,12 @@ class BlockPlanCache:
 
     def get(self, key: str) -> Optional[List[str]]:
         """The cached boundaries (unit names) or None."""
-        entry = self._read().get(key)
+        entry = self.get_entry(key)
         return list(entry['boundaries']) if entry else None
+
+    def get_entry(self, key: str) -> Optional[dict]:
+        """Everything cached under ``key`` or None."""
+        return self._read().get(key)
 
     def put(self, key: str, boundaries: Sequence[str], **info) -> None:
         """Store ``boundaries`` under ``key`` (atomic replace of the file)."""

@@ -149,6 +149,12 @@ def measure(config, cfg_options, iters, warmup, batch_size, img_scale,
     name = (torch.cuda.get_device_name(device)
             if device.type == 'cuda' else f'cpu ({os.cpu_count()} cores)')
     bound = analytic_bound(model, wrapper, batch, max(saved_peaks))
+    plan = getattr(wrapper, 'memory_plan', None)
+    if plan is not None:  # local_cfg.memory_budget: its prediction
+        bound['memory_plan'] = plan
+        bound['budget_measured_bytes'] = (
+            max(saved_peaks) + bound['static_bytes'] +
+            _tensor_bytes(model.buffers()))
     bound['baseline_bytes'] = baseline
     bound['bound_memory_bytes'] = (
         baseline + bound['static_bytes'] + bound['bound_saved_bytes'])
@@ -218,6 +224,20 @@ def markdown(results) -> str:
             f"{r['peak_memory_bytes'] / MIB:.0f} | {r['memory_ratio']:.2f} | "
             f"{r['bound_memory_bytes'] / MIB:.0f} | {r['sec_per_iter']:.1f} | "
             f"{r['time_ratio']:.2f} |")
+    budgets = [r for r in results if r.get('memory_plan')]
+    if budgets:
+        lines += [
+            '', '| memory_budget config | blocks (checkpointed) | predicted '
+            'MiB | measured MiB (saved + static) | error |',
+            '|---|---|---|---|---|'
+        ]
+    for r in budgets:
+        plan, got = r['memory_plan'], r['budget_measured_bytes']
+        name = osp.splitext(osp.basename(r['config']))[0]
+        lines.append(
+            f"| {name} | {plan['num_blocks']} ({plan['checkpoint'] or '-'}) "
+            f"| {plan['predicted'] / MIB:.0f} | {got / MIB:.0f} | "
+            f"{(plan['predicted'] - got) / got:+.1%} |")
     return '\n'.join(lines) + f"\n\ndevice: {results[0]['device']}\n"
 
 

@@ -1,0 +1,173 @@
+"""``local_cfg.memory_budget``: measure the config, choose the plan.
+
+The costs :func:`~mmman.local.budget.fit_budget` needs are measured on the
+model itself at two reduced scales of the training size and extrapolated
+(as the balanced split does):
+
+* each unit's saved activations and inputs, the stem and the tail: one
+  forward of the model (:func:`~mmman.local.balance.estimate_costs`);
+* the auxiliary phase at every possible boundary, and the auxiliary nets'
+  parameters, gradients and optimizer state: one training step of a copy of
+  the model split after every trainable unit, its own auxiliary nets built
+  as the run builds them;
+* the model's parameters, gradients and optimizer state: that step's
+  optimizer.
+
+The model itself is left as it was (a copy trains; buffers and the RNG are
+restored). The chosen plan is cached in the work dir like a balanced one.
+"""
+import copy
+from typing import Callable, Dict, List, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+
+from mmman.local.balance import (estimate_costs, extrapolate, reduced_sizes,
+                                 track_unit_phases)
+from mmman.local.budget import (BudgetCosts, BudgetPlan, fit_budget,
+                                format_bytes)
+from mmman.local.partition import backbone_units
+from mmman.local.plan_cache import BlockPlanCache, plan_key
+from mmman.utils import PhaseMeter
+
+
+PLAN_KEYS = ('boundaries', 'checkpoint', 'num_blocks', 'predicted', 'blocks',
+             'static')
+
+
+def _bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _training_bytes(params, optimizer) -> int:
+    """Parameters, the gradients of the trainable ones and their optimizer
+    state, as one training step leaves them."""
+    params = list(params)
+    state = optimizer.state
+    return (_bytes(params) + _bytes(p for p in params if p.requires_grad) +
+            _bytes(t for p in params for t in state.get(p, {}).values()
+                   if isinstance(t, torch.Tensor)))
+
+
+def aux_phase_growth(model: nn.Module, wrapper, batch: dict) -> Dict:
+    """Growth of saved bytes of each phase of one local training step:
+    the stem, every unit, ``'tail'`` and ``('aux', k)``, block k's
+    auxiliary phase (eta, head and their local backward, run in the
+    pre-hook of block k+1's first unit while block k is alive)."""
+    meter, plan = PhaseMeter(), wrapper.plan
+    handles = track_unit_phases(meter, plan.units)
+    for k in range(plan.num_blocks - 1):
+        # registered before the wrapper's pre-hook (armed in the step): the
+        # aux phase starts before it and ends when the unit's layers run
+        i = plan.ends[k] + 1
+        unit = plan.units[i].module
+        handles.append(unit.register_forward_pre_hook(
+            lambda m, a, k=k: meter.enter(('aux', k))))
+        handles += [
+            child.register_forward_pre_hook(lambda m, a, i=i: meter.enter(i))
+            for child in unit.children()
+        ]
+    try:
+        with meter:
+            model.train_step(copy.deepcopy(batch), wrapper)
+    finally:
+        for h in handles:
+            h.remove()
+    return meter
+
+
+def measure_budget_costs(model: nn.Module, build_wrapper: Callable,
+                         batch_fn: Callable, img_scale) -> Tuple[
+                             BudgetCosts, List]:
+    """The costs of ``model`` at ``img_scale``, per trainable unit.
+
+    Args:
+        build_wrapper (callable): ``(model, num_blocks) -> optim wrapper``
+            with the run's method, objective and optimizer.
+        batch_fn (callable): ``(height, width) -> batch``.
+
+    Returns:
+        tuple: the :class:`BudgetCosts` and the trainable units.
+    """
+    units, _ = backbone_units(model)
+    trainable = [i for i, u in enumerate(units) if u.trainable]
+    costs, stem, tail, inputs = estimate_costs(
+        model, units, batch_fn, img_scale, inputs=True)
+    # frozen units before the first trainable one save nothing; count any
+    # bytes they do save with the stem
+    stem += sum(c for i, c in enumerate(costs)
+                if i < trainable[0] and not units[i].trainable)
+
+    rng = torch.get_rng_state()
+    clone = copy.deepcopy(model)
+    try:
+        wrapper = build_wrapper(clone, len(trainable))
+        samples = []
+        for size in reduced_sizes(img_scale):
+            meter = aux_phase_growth(clone, wrapper, batch_fn(size))
+            samples.append((size[0] * size[1], meter.growth))
+        aux = [0] + [
+            extrapolate(samples, img_scale, ('aux', k))
+            for k in range(len(trainable) - 1)
+        ]
+        optimizer = wrapper.optimizer
+        blocks = getattr(wrapper.aux, 'blocks', [])
+        aux_static = [0] + [
+            _training_bytes(block.parameters(), optimizer)
+            for block in blocks
+        ]
+        static = _training_bytes(clone.parameters(), optimizer)
+        static += _bytes(clone.buffers())
+    finally:
+        torch.set_rng_state(rng)
+        del clone
+    return BudgetCosts(
+        units=[costs[i] for i in trainable],
+        inputs=[inputs[i] for i in trainable],
+        aux=aux,
+        aux_static=aux_static,
+        stem=stem,
+        tail=tail,
+        static=static), [units[i] for i in trainable]
+
+
+def plan_for_budget(model: nn.Module, budget: int, img_scale,
+                    build_wrapper: Callable, batch_fn: Callable,
+                    cache_dir=None, cache_info=()) -> dict:
+    """The plan that fits ``budget`` bytes: ``boundaries`` (unit names of
+    the blocks' last units), ``checkpoint`` (1-based blocks),
+    ``num_blocks`` and ``predicted`` (bytes); cached in ``cache_dir``.
+
+    Raises:
+        BudgetError: nothing fits (the message gives the smallest peak).
+    """
+    cache = BlockPlanCache(cache_dir) if cache_dir else None
+    key = plan_key(model, img_scale, 0, 0, 'budget',
+                   extra=[budget, *cache_info]) if cache else None
+    found = cache.get_entry(key) if cache else None
+    if found is not None:
+        found = {k: found[k] for k in PLAN_KEYS}
+    else:
+        costs, trainable = measure_budget_costs(model, build_wrapper,
+                                                batch_fn, img_scale)
+        plan: BudgetPlan = fit_budget(costs, budget)
+        found = dict(
+            boundaries=[trainable[e].name for e in plan.ends],
+            checkpoint=[k + 1 for k in plan.checkpointed],
+            num_blocks=plan.num_blocks,
+            predicted=plan.predicted,
+            blocks=plan.blocks,
+            static=plan.predicted - plan.activations)
+        if cache:
+            cache.put(key, **found, img_scale=list(img_scale),
+                      budget=budget, model=type(model).__name__)
+    print_log(
+        f'local learning: memory_budget {format_bytes(budget)} at '
+        f'{tuple(img_scale)}: {found["num_blocks"]} blocks ending at '
+        f'{found["boundaries"]}, checkpointed blocks '
+        f'{found["checkpoint"] or "none"}; predicted peak '
+        f'{format_bytes(found["predicted"])} (parameters, gradients and '
+        f'optimizer state {format_bytes(found["static"])}, largest block '
+        f'{format_bytes(max(found["blocks"]))}).', logger='current')
+    return found
