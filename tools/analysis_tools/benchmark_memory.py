@@ -60,36 +60,13 @@ def _tensor_bytes(tensors) -> int:
 
 
 def phase_saved_bytes(model, wrapper, batch) -> dict:
-    """Peak live saved-activation bytes per phase of one local train step.
-
-    Phases: the stem, each backbone unit, ``aux{k}`` (eta + head of block k,
-    which run in the pre-hook of block k+1's first unit, while block k is
-    still alive) and the tail (neck, heads, losses). Earlier blocks are freed
-    before a block starts, so a block's peak over its own phases is what it
-    alone costs.
-    """
-    from mmman.local.balance import track_unit_phases
-    from mmman.utils import PhaseMeter
-    meter, plan = PhaseMeter(), wrapper.plan
-    handles = track_unit_phases(meter, plan.units)
-    for k in range(plan.num_blocks - 1):
-        # registered before the wrapper's pre-hook (armed in the step): the
-        # aux phase starts before it and ends when the unit's layers run
-        i = plan.ends[k] + 1
-        unit = plan.units[i].module
-        handles.append(unit.register_forward_pre_hook(
-            lambda m, a, k=k: meter.enter(f'aux{k}')))
-        handles += [
-            child.register_forward_pre_hook(lambda m, a, i=i: meter.enter(i))
-            for child in unit.children()
-        ]
-    try:
-        with meter:
-            model.train_step(copy.deepcopy(batch), wrapper)
-    finally:
-        for h in handles:
-            h.remove()
-    return meter.peaks
+    """Peak live saved-activation bytes per phase of one local train step:
+    the stem, each backbone unit, ``('aux', k)`` (eta + head of block k,
+    run while block k is still alive) and the tail (neck, heads, losses).
+    Earlier blocks are freed before a block starts, so a block's peak over
+    its own phases is what it alone costs."""
+    from mmman.engine.budget_planner import aux_phase_growth
+    return aux_phase_growth(model, wrapper, batch).peaks
 
 
 def analytic_bound(model, wrapper, batch, measured_saved) -> dict:
@@ -116,7 +93,7 @@ def analytic_bound(model, wrapper, batch, measured_saved) -> dict:
             own += ['stem'] if k == 0 else []
             own += ['tail'] if k == plan.num_blocks - 1 else []
             blocks.append(max(phases.get(p, 0) for p in own))
-            auxes.append(phases.get(f'aux{k}', 0))  # block k + its aux
+            auxes.append(phases.get(('aux', k), 0))  # block k + its aux
         bound_saved = max(blocks)
     return dict(bound_saved_bytes=bound_saved, block_saved_bytes=blocks,
                 aux_saved_bytes=auxes, static_bytes=static)
