@@ -11,7 +11,9 @@ model itself at two reduced scales of the training size and extrapolated
   the model split after every trainable unit, its own auxiliary nets built
   as the run builds them;
 * the model's parameters, gradients and optimizer state: that step's
-  optimizer.
+  optimizer;
+* the tail when the last block is checkpointed (its neck and decode head
+  recomputed): one more forward of the model.
 
 The model itself is left as it was (a copy trains; buffers and the RNG are
 restored). The chosen plan is cached in the work dir like a balanced one.
@@ -30,6 +32,7 @@ from mmman.local.budget import (BudgetCosts, BudgetPlan, fit_budget,
 from mmman.local.partition import backbone_units
 from mmman.local.plan_cache import BlockPlanCache, plan_key
 from mmman.utils import PhaseMeter
+from mmman.utils.recompute import tail_modules
 
 
 PLAN_KEYS = ('boundaries', 'checkpoint', 'num_blocks', 'predicted', 'blocks',
@@ -77,6 +80,63 @@ def aux_phase_growth(model: nn.Module, wrapper, batch: dict) -> Dict:
     return meter
 
 
+def _tail_growth(model: nn.Module, units, batch: dict) -> dict:
+    """Saved-bytes growth of the tail with the last block checkpointed
+    (``'tail'``: what forward keeps with the neck and decode head
+    checkpointed) and of each of those modules run plainly
+    (``('tail', i)``: what its recomputation holds)."""
+    from mmman.engine.unit_checkpoint import checkpointed_units
+    tails = tail_modules(model)
+    found = {}
+    for checkpoint in (True, False):
+        meter = PhaseMeter()
+        handles = track_unit_phases(meter, units)
+        if not checkpoint:
+            for i, module in enumerate(tails):
+                handles += [
+                    module.register_forward_pre_hook(
+                        lambda m, a, i=i: meter.enter(('tail', i))),
+                    module.register_forward_hook(
+                        lambda m, a, o: meter.enter('after'))
+                ]
+        try:
+            with meter, checkpointed_units(tails if checkpoint else []):
+                data = model.data_preprocessor(copy.deepcopy(batch), True)
+                model(**data, mode='loss')
+        finally:
+            for h in handles:
+                h.remove()
+        if checkpoint:
+            found['tail'] = meter.growth.get('tail', 0)
+        else:
+            found.update({k: v for k, v in meter.growth.items()
+                          if isinstance(k, tuple)})
+    return found
+
+
+def checkpointed_tail(model: nn.Module, units, batch_fn: Callable,
+                      img_scale) -> int:
+    """The tail's saved bytes when the last block is checkpointed: what its
+    forward keeps plus the largest recomputation of the neck or decode
+    head (measured at two reduced scales; buffers and RNG restored)."""
+    tails = tail_modules(model)
+    buffers = [(b, b.clone()) for b in model.buffers()]
+    rng = torch.get_rng_state()
+    samples = []
+    try:
+        for size in reduced_sizes(img_scale):
+            samples.append((size[0] * size[1],
+                            _tail_growth(model, units, batch_fn(size))))
+    finally:
+        with torch.no_grad():
+            for b, value in buffers:
+                b.copy_(value)
+        torch.set_rng_state(rng)
+    return extrapolate(samples, img_scale, 'tail') + max(
+        [extrapolate(samples, img_scale, ('tail', i))
+         for i in range(len(tails))] or [0])
+
+
 def measure_budget_costs(model: nn.Module, build_wrapper: Callable,
                          batch_fn: Callable, img_scale) -> Tuple[
                              BudgetCosts, List]:
@@ -98,6 +158,8 @@ def measure_budget_costs(model: nn.Module, build_wrapper: Callable,
     # bytes they do save with the stem
     stem += sum(c for i, c in enumerate(costs)
                 if i < trainable[0] and not units[i].trainable)
+    tail_ckpt = min(tail, checkpointed_tail(model, units, batch_fn,
+                                            img_scale))
 
     rng = torch.get_rng_state()
     clone = copy.deepcopy(model)
@@ -129,6 +191,7 @@ def measure_budget_costs(model: nn.Module, build_wrapper: Callable,
         aux_static=aux_static,
         stem=stem,
         tail=tail,
+        tail_checkpointed=tail_ckpt,
         static=static), [units[i] for i in trainable]
 
 

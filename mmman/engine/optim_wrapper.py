@@ -41,6 +41,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 from mmman.local.auxiliary import LocalAuxiliary
 from mmman.local.partition import BlockPlan
 from mmman.local.unit_trace import flat_tensors, map_tensors
+from mmman.utils.recompute import tail_modules
 
 from .block_params import block_param_groups
 from .ddp_sync import (all_reduce_grads, broadcast_coalesced,
@@ -284,7 +285,7 @@ class LocalLearningMixin:
     @contextmanager
     def optim_context(self, model: nn.Module):
         if not self.local_enabled:
-            with super().optim_context(model), self._checkpointing():
+            with super().optim_context(model), self._checkpointing(model):
                 yield
             return
         self._prepare(model)
@@ -294,15 +295,20 @@ class LocalLearningMixin:
                 stack.enter_context(model.no_sync())
             stack.callback(self._disarm)
             self._arm()
-            stack.enter_context(self._checkpointing())
+            stack.enter_context(self._checkpointing(model))
             yield
 
-    def _checkpointing(self):
-        """Checkpoint the units of ``local_cfg.checkpoint``'s blocks."""
-        return checkpointed_units([
+    def _checkpointing(self, model: nn.Module):
+        """Checkpoint the units of ``local_cfg.checkpoint``'s blocks, and
+        the model's neck and decode head with the last block."""
+        modules = [
             unit.module for k in self.checkpoint_blocks
             for unit in self.plan.block_units(k)
-        ])
+        ]
+        if self.plan is not None and (self.plan.num_blocks -
+                                      1) in self.checkpoint_blocks:
+            modules += tail_modules(getattr(model, 'module', model))
+        return checkpointed_units(modules)
 
     def _prepare(self, model: nn.Module) -> None:
         if not bool(self.aux.initialized):

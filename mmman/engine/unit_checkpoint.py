@@ -5,8 +5,9 @@ unit of the chosen blocks keep only its input in forward and recompute its
 activations in the backward that needs them: block k's own local backward,
 or the model loss's backward for the last block. It works on any unit the
 partition finds (ResNet BasicBlock/Bottleneck, ViT layers, VGG convs, ...),
-whether or not the host has ``with_cp``; the stem, the neck and the heads
-are not checkpointed.
+whether or not the host has ``with_cp``. With the last block, the neck (FPN)
+and a segmentation decode head (ASPP) are checkpointed too; the stem and the
+detection heads are not.
 
 Inside ``optim_context`` each unit's ``forward`` is shadowed by an instance
 attribute that calls non-reentrant ``torch.utils.checkpoint`` (the technique

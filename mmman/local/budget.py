@@ -79,6 +79,8 @@ class BudgetCosts:
         stem, tail: saved bytes before the first unit and after the last
             (neck, heads, losses).
         static: the model's parameters, gradients and optimizer state.
+        tail_checkpointed: the tail when the last block is checkpointed
+            (neck and decode head recomputed); defaults to ``tail``.
     """
     units: List[int]
     inputs: List[int]
@@ -87,6 +89,7 @@ class BudgetCosts:
     stem: int
     tail: int
     static: int
+    tail_checkpointed: Optional[int] = None
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -122,6 +125,8 @@ def _block_cost(c: BudgetCosts, a: int, b: int, last: bool,
     base = c.stem if a == 0 else 0
     if not checkpointed:
         return base + sum(c.units[a:b]) + extra
+    if last and c.tail_checkpointed is not None:
+        extra = c.tail_checkpointed
     # every unit's input is kept; the auxiliary phase (tail) runs on top of
     # them all, then the backward recomputes unit j while only the inputs
     # before it are still held (unit j's own cost includes its input)

@@ -86,3 +86,16 @@ def checkpointed(module: nn.Module, forward):
             **kwargs)
 
     return run
+
+
+def tail_modules(model: nn.Module) -> list:
+    """What the last checkpointed block also recomputes: the model's neck
+    (FPN) and its segmentation decode head's ``forward`` (ASPP), each
+    called once per step on the backbone's outputs. RPN, RoI and
+    detection heads, which sample in their loss, are left as they are."""
+    return [
+        m for m in (getattr(model, 'neck', None),
+                    getattr(model, 'decode_head', None))
+        if isinstance(m, nn.Module) and any(
+            p.requires_grad for p in m.parameters())
+    ]
