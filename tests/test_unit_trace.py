@@ -98,6 +98,23 @@ class Tokens(nn.Module):
         return (outer, )
 
 
+class InPlacePair(Pair):
+    """TNT's layer: adds to its batch tokens in place."""
+
+    def forward(self, inner, outer):
+        inner = inner + self.inner(inner)
+        outer[:, 1:] = outer[:, 1:] + self.outer(inner.mean(1)).view_as(
+            outer)[:, 1:]
+        return inner, outer
+
+
+class InPlaceTokens(Tokens):
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList(InPlacePair() for _ in range(3))
+
+
 def _names(backbone):
     return [u.name for u in trace_units(backbone)[0]]
 
@@ -135,6 +152,30 @@ def test_the_feature_is_the_batch_major_tensor():
     for u in pairs:
         assert u.extra_inputs and u.in_index == 1 and u.out_index == 1
         assert u.in_shape[0] == 2 and u.in_shape[-1] == 4
+
+
+def test_a_unit_writing_into_its_input_gets_eta_copies_on_copies():
+    from mmman.local import MomentumAuxNet
+    units, _, _ = trace_units(InPlaceTokens())
+    assert [u.mutates_inputs for u in units if 'layers' in u.name] == [
+        True, True, True]
+    assert not any(u.mutates_inputs for u in trace_units(Tokens())[0])
+    layer = InPlacePair()
+    for clone in (False, True):
+        eta = MomentumAuxNet(layer, 4, balance=dict(type='BranchBalance'),
+                             out_index=1, recompute=True,
+                             clone_inputs=clone)
+        eta.reset(layer)
+        inner = torch.randn(6, 1, 4)
+        outer = torch.randn(2, 3, 4, requires_grad=True) * 1.0
+        before = outer.detach().clone()
+        out = eta(inner, outer)
+        # with copies, the block's output reaches the real layer unchanged
+        # (TNT's loss under MAN++ equalled E2E's only then); without, both
+        # branches and the real layer write into it
+        assert torch.equal(outer.detach(), before) == clone
+    out.sum().backward()  # the clone=True eta: a graph autograd can run
+    assert inner.grad is None and layer.outer.weight.grad is None
 
 
 def test_trace_leaves_buffers_modes_and_rng_alone():

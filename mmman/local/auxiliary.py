@@ -61,7 +61,7 @@ class LocalBlockAux(nn.Module):
             eta_channels, tokens = unit_channels(nxt, 'out')
             self.eta = MomentumAuxNet(
                 nxt.module, num_channels=eta_channels, **eta,
-                out_index=nxt.out_index)
+                out_index=nxt.out_index, clone_inputs=nxt.mutates_inputs)
         if mlaan is None:
             self.head = _build_head(head, eta_channels, tokens)
             return

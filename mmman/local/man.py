@@ -18,7 +18,7 @@ from mmengine.model import BaseAveragedModel, ExponentialMovingAverage
 from mmengine.registry import MODELS
 
 from mmman.utils.recompute import checkpointed
-from .unit_trace import flat_tensors
+from .unit_trace import flat_tensors, map_tensors
 
 
 def detached_copy(module: nn.Module) -> nn.Module:
@@ -130,6 +130,9 @@ class MomentumAuxNet(nn.Module):
             BatchNorm statistics and random draws). The auxiliary phase then
             holds one copy's activations instead of two, for one more forward
             of each copy.
+        clone_inputs (bool): Call each branch on copies of the input
+            tensors, for a next layer that writes into its inputs (TNT's):
+            neither the other branch nor the real layer then sees the write.
     """
 
     def __init__(self,
@@ -141,10 +144,12 @@ class MomentumAuxNet(nn.Module):
                  scale_bias: Optional[dict] = None,
                  balance: Optional[dict] = None,
                  out_index: int = 0,
-                 recompute: bool = False):
+                 recompute: bool = False,
+                 clone_inputs: bool = False):
         super().__init__()
         self.out_index = out_index
         self.recompute = recompute
+        self.clone_inputs = clone_inputs
         if not (learnable_copy or ema):
             raise ValueError('MomentumAuxNet needs learnable_copy or ema.')
         if not 0.0 <= momentum < 1.0:
@@ -190,7 +195,13 @@ class MomentumAuxNet(nn.Module):
         return out
 
     def _feature(self, branch: nn.Module, *args, **kwargs) -> torch.Tensor:
-        run = checkpointed(branch, branch) if self.recompute else branch
+
+        def call(*args, **kwargs):
+            if self.clone_inputs:  # inside the checkpoint: recomputed too
+                args, kwargs = map_tensors((args, kwargs), torch.clone)
+            return branch(*args, **kwargs)
+
+        run = checkpointed(branch, call) if self.recompute else call
         return flat_tensors(run(*args, **kwargs))[self.out_index]
 
     @torch.no_grad()

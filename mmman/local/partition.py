@@ -52,6 +52,8 @@ class Unit:
             after it whose output only feeds that output (Swin's and
             ConvNeXt's per-stage norms): when its block is finished, they
             learn from the model's loss on their input detached.
+        mutates_inputs (bool): It writes into a tensor it receives (TNT):
+            eta's copies of it get copies of their inputs.
     """
     name: str
     module: nn.Module
@@ -64,6 +66,7 @@ class Unit:
     in_index: int = 0
     out_index: int = 0
     out_layers: Tuple[Tuple[int, nn.Module], ...] = ()
+    mutates_inputs: bool = False
 
     def run(self, x, module: Optional[nn.Module] = None):
         """``pre`` then the unit (or ``module``, a copy of it) on ``x``,
@@ -262,7 +265,8 @@ def _traced_units(backbone: nn.Module, prefix: str):
                  tail=tuple(backbone.get_submodule(t) for t in call.tail),
                  in_index=call.in_index, out_index=call.out_index,
                  out_layers=tuple((i, backbone.get_submodule(path))
-                                  for i, path in call.out_layers)))
+                                  for i, path in call.out_layers),
+                 mutates_inputs=call.mutates_inputs))
     return units, output_units
 
 

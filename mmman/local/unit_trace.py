@@ -61,6 +61,8 @@ class UnitCall:
         out_layers (tuple): ``(output index, path)`` of the layers after it
             whose output only feeds that backbone output (Swin's per-stage
             norms): not in ``tail``; they learn from the model's loss.
+        mutates_inputs (bool): It writes into a tensor it received (TNT's
+            layers add to their patch tokens in place).
     """
     name: str
     in_shape: Tuple[int, ...]
@@ -70,6 +72,7 @@ class UnitCall:
     in_index: int = 0
     out_index: int = 0
     out_layers: Tuple[Tuple[int, str], ...] = ()
+    mutates_inputs: bool = False
 
 
 @dataclass
@@ -84,6 +87,8 @@ class _Call:
     out_nodes: tuple = ()
     out_tensors: tuple = ()
     children: Optional[list] = None
+    in_versions: tuple = ()
+    mutates_inputs: bool = False
 
 
 def flat_tensors(obj) -> List[torch.Tensor]:
@@ -120,10 +125,12 @@ class _Recorder:
     def _pre(self, name):
 
         def hook(module, args, kwargs):
+            inputs = flat_tensors((args, kwargs))
             call = _Call(
                 len(self.calls), name, module,
                 self.stack[-1] if self.stack else None, args, kwargs,
-                tuple(_node(t) for t in flat_tensors((args, kwargs))))
+                tuple(_node(t) for t in inputs),
+                in_versions=tuple(t._version for t in inputs))
             self.calls.append(call)
             self.stack.append(call.index)
 
@@ -131,6 +138,8 @@ class _Recorder:
 
     def _post(self, module, args, kwargs, output):
         call = self.calls[self.stack.pop()]
+        call.mutates_inputs = call.in_versions != tuple(
+            t._version for t in flat_tensors((args, kwargs)))
         tensors = tuple(flat_tensors(output))
         call.out_tensors = tensors
         call.out_nodes = tuple(_node(t) for t in tensors)
@@ -438,7 +447,8 @@ def trace_units(
         units.append(
             UnitCall(call.name, tuple(ins[i].shape),
                      tuple(outs[o].shape) if outs else (),
-                     _extra_inputs(call), tail, i, o, layers))
+                     _extra_inputs(call), tail, i, o, layers,
+                     call.mutates_inputs))
     stem = tuple(
         c.name for c in flat[:cuts[0]]
         if any(True for _ in c.module.parameters()))
