@@ -373,14 +373,37 @@ def _unfreezable(cfg, cfg_options=None) -> bool:
 
 
 def _build_model(cfg, host, img_scale):
-    from mmengine.registry import MODELS
+    """The model with random weights, the same at every build: parameters
+    the host leaves uninitialised without a checkpoint (MMDet's
+    ``TridentConv`` allocates ``torch.Tensor(...)``) are found by building
+    twice and get seeded Kaiming-normal values (their names are kept in
+    ``model.zoo_initialised``)."""
     import torch
     model_cfg = copy.deepcopy(cfg.model)
     _fit_preprocessor(model_cfg, img_scale)
+    model, twin = _seeded_build(model_cfg), _seeded_build(model_cfg)
     torch.manual_seed(0)
-    model = MODELS.build(model_cfg)
-    model.init_weights()
+    model.zoo_initialised = []
+    with torch.no_grad():
+        for (name, param), other in zip(model.named_parameters(),
+                                        twin.parameters()):
+            if not torch.equal(param, other):  # uninitialised memory
+                if param.dim() > 1:
+                    torch.nn.init.kaiming_normal_(param)
+                else:
+                    param.zero_()
+                model.zoo_initialised.append(name)
+    del twin
     model.train()
+    return model
+
+
+def _seeded_build(model_cfg):
+    from mmengine.registry import MODELS
+    import torch
+    torch.manual_seed(0)
+    model = MODELS.build(copy.deepcopy(model_cfg))
+    model.init_weights()
     return model
 
 
@@ -586,6 +609,11 @@ def run_entry(host: str, config: str, img_scale=None, cfg_options=None,
         return _done(rec, start)
     if attempts:
         rec['attempts'] = attempts
+    if model.zoo_initialised:
+        rec['adapted'] = (
+            f'{len(model.zoo_initialised)} parameters the host leaves '
+            'uninitialised without a checkpoint got seeded random values '
+            f'(e.g. {model.zoo_initialised[0]})')
     rec.update(builds=True, img_scale=list(size), e2e_saved=e2e['saved'],
                e2e_finite=e2e['finite'], e2e_losses=e2e['losses'])
     e2e_state = _checkpoint_roundtrip(model)  # what the host's run saves
