@@ -31,6 +31,7 @@ import copy
 import glob
 import importlib
 import io
+import json
 import os
 import os.path as osp
 import runpy
@@ -123,6 +124,8 @@ def case_key(local_cfg):
         return None
     key = {k: v for k, v in cfg.items() if k not in SIZE_FIELDS}
     key['num_blocks'] = min(shipped_k(cfg), MAX_TINY_K)
+    if cfg.get('memory_budget') is not None:  # the budget picks K
+        key['num_blocks'] = None
     balance = resolve_balance_cfg(cfg.get('balance'))
     key['balance'] = None if balance is None else {
         k: v for k, v in balance.items() if k not in BALANCE_SIZE_FIELDS}
@@ -147,10 +150,11 @@ def _short(value):
 
 def case_id(task, key):
     """``task-method-kK`` and the fields that differ from their defaults."""
-    parts = [task, key['method'], f"k{key['num_blocks']}"]
+    parts = [task, key['method'], f"k{key['num_blocks'] or 'budget'}"]
     shown = ('method', 'num_blocks', 'objective', 'eta', 'mlaan', 'balance',
              'aux_head')
-    defaults = dict(momentum=0.995, backbone='backbone', checkpoint=None)
+    defaults = dict(momentum=0.995, backbone='backbone', checkpoint=None,
+                    memory_budget=None)
     for field in ('objective', 'eta', 'mlaan'):
         if key.get(field) is not None:
             parts.append(f'{field[:3]}-{_short(key[field])}')
@@ -304,7 +308,8 @@ def tiny_local_cfg(case):
     """The case's shipped local_cfg at the tiny backbone's size."""
     local_cfg = copy.deepcopy(case['local_cfg'])
     local_cfg.pop('boundaries', None)
-    local_cfg['num_blocks'] = case['key']['num_blocks']
+    if case['key']['num_blocks'] is not None:  # else the budget picks it
+        local_cfg['num_blocks'] = case['key']['num_blocks']
     balance = resolve_balance_cfg(local_cfg.get('balance'))
     if balance is not None:  # scale set by the tiny run, cache by train.py
         local_cfg['balance'] = {k: v for k, v in balance.items()
@@ -449,7 +454,12 @@ def test_train_test_resume_publish(cid, task_data, tools, tmp_path):
     saved = read(ckpt)
     plan = saved['optimizer']['mmman_plan']
     assert plan['method'] == key['method']
-    assert len(plan['blocks']) == key['num_blocks'] - 1, plan
+    num_blocks = key['num_blocks']
+    if num_blocks is None:  # memory_budget: the plan it chose, cached
+        with open(osp.join(work, CACHE_FILE)) as f:
+            (entry, ) = json.load(f).values()
+        num_blocks = entry['num_blocks']
+    assert len(plan['blocks']) == num_blocks - 1, plan
     assert saved['optimizer']['mmman_local']
     if key['balance'] is not None:  # balanced, the plan cached for --resume
         assert osp.isfile(osp.join(work, CACHE_FILE)), os.listdir(work)
