@@ -159,3 +159,24 @@ def test_local_loss_trace_prints_every_block_and_names_a_divergence():
                       '--cfg-options', 'optim_wrapper.optimizer.lr=1e12')
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'is not finite at iteration' in proc.stdout, proc.stdout[-2000:]
+
+
+def test_step_time_phases_splits_the_step_at_every_block():
+    config = osp.join(DEMO, 'deeplabv3_r18-d8_man++-k4_300it_shapes-64x64.py')
+    proc = run_python('tools/analysis_tools/step_time_phases.py', config,
+                      '--img-scale', '64', '64', '--iters', '1')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line, ) = [ln for ln in proc.stdout.splitlines()
+                if ln.startswith('step 1:')]
+    tags = [part.rsplit(' ', 1)[0] for part in line.split(' | ')[1:]]
+    assert tags == ['preprocess + stem', 'block 1', 'aux 1', 'block 2',
+                    'aux 2', 'block 3', 'aux 3', 'block 4', 'tail forward',
+                    'tail backward + step'], line
+    total = float(line.split(' | ')[0].split()[2])
+    parts = sum(float(p.rsplit(' ', 1)[1]) for p in line.split(' | ')[1:])
+    assert abs(total - parts) < 0.02 and total > 0
+    # an end-to-end config has no phases to time
+    e2e = osp.join(DEMO, 'deeplabv3_r18-d8_e2e_300it_shapes-64x64.py')
+    proc = run_python('tools/analysis_tools/step_time_phases.py', e2e,
+                      '--img-scale', '64', '64', '--iters', '1')
+    assert proc.returncode != 0 and 'end to end' in proc.stderr

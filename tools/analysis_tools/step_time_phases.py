@@ -1,0 +1,90 @@
+"""Where a local training step spends its time, phase by phase.
+
+Builds CONFIG as ``benchmark_memory.py`` does (random weights, synthetic
+images), runs one warm-up step, then times ``--iters`` steps split at the
+block boundaries: each block's forward, each auxiliary phase (eta, head and
+the block's own local backward, run in the pre-hook of the next block's
+first unit), the last block's forward, the tail's forward (neck, heads,
+losses) and the model loss's backward with the optimizer step.
+
+    python tools/analysis_tools/step_time_phases.py \\
+        configs/mmdet/faster-rcnn_r50_fpn_man++-k4_1x_coco.py --img-scale 800 1333
+"""
+import argparse
+import copy
+import time
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('--img-scale', type=int, nargs=2, default=(800, 1333),
+                        metavar=('H', 'W'))
+    parser.add_argument('--batch-size', type=int, default=2)
+    parser.add_argument('--iters', type=int, default=2)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        metavar='KEY=VALUE')
+    return parser.parse_args(argv)
+
+
+def step_phases(model, wrapper, batch) -> list:
+    """``[(phase, seconds), ...]`` of one training step, in order."""
+    plan, marks = wrapper.plan, []
+
+    def mark(tag):
+        marks.append((time.perf_counter(), tag))
+
+    first = plan.units[0].module
+    handles = [first.register_forward_pre_hook(lambda m, a: mark('block 1'))]
+    for k in range(plan.num_blocks - 1):
+        unit = plan.units[plan.ends[k] + 1].module
+        # before the wrapper's own pre-hook (armed in the step): the aux
+        # phase starts here and ends when the unit's first layer runs
+        handles.append(unit.register_forward_pre_hook(
+            lambda m, a, k=k: mark(f'aux {k + 1}')))
+        handles += [
+            child.register_forward_pre_hook(
+                lambda m, a, k=k: mark(f'block {k + 2}'))
+            for child in list(unit.children())[:1]
+        ]
+    handles.append(plan.units[-1].module.register_forward_hook(
+        lambda m, a, o: mark('tail forward')))
+    update = wrapper.update_params
+
+    def timed_update(loss, **kwargs):
+        mark('tail backward + step')
+        return update(loss, **kwargs)
+
+    wrapper.update_params = timed_update
+    try:
+        mark('preprocess + stem')
+        model.train_step(copy.deepcopy(batch), wrapper)
+        mark('end')
+    finally:
+        del wrapper.update_params
+        for h in handles:
+            h.remove()
+    return [(tag, marks[i + 1][0] - t) for i, (t, tag) in enumerate(marks[:-1])]
+
+
+def main(argv=None):
+    from mmman.apis import build_for_measurement
+    from mmman.tasks import synthetic_batch
+    args = parse_args(argv)
+    model, wrapper = build_for_measurement(args.config, args.cfg_options,
+                                           'cpu', tuple(args.img_scale))
+    if getattr(wrapper, 'plan', None) is None:
+        raise SystemExit('step_time_phases: the config trains end to end; '
+                         'there are no block phases to time.')
+    batch = synthetic_batch(model, args.batch_size, tuple(args.img_scale))
+    model.train_step(copy.deepcopy(batch), wrapper)  # warm-up
+    for i in range(args.iters):
+        phases = step_phases(model, wrapper, batch)
+        total = sum(s for _, s in phases)
+        print(f'step {i + 1}: {total:.2f} s | ' +
+              ' | '.join(f'{tag} {s:.2f}' for tag, s in phases))
+
+
+if __name__ == '__main__':
+    main()
