@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from mmman.local.balance import (estimate_costs, extrapolate, reduced_sizes,
+from mmman.local.balance import (estimate_costs, extrapolate, sample_growth,
                                  track_unit_phases)
 from mmman.local.budget import (BudgetCosts, BudgetPlan, fit_budget,
                                 format_bytes)
@@ -136,18 +136,8 @@ def checkpointed_tail(model: nn.Module, units, batch_fn: Callable,
     neck or decode head (measured at two reduced scales; buffers and RNG
     restored)."""
     tails = tail_modules(model)
-    buffers = [(b, b.clone()) for b in model.buffers()]
-    rng = torch.get_rng_state()
-    samples = []
-    try:
-        for size in reduced_sizes(img_scale):
-            samples.append((size[0] * size[1],
-                            _tail_growth(model, units, batch_fn(size))))
-    finally:
-        with torch.no_grad():
-            for b, value in buffers:
-                b.copy_(value)
-        torch.set_rng_state(rng)
+    samples = sample_growth(model, lambda b: _tail_growth(model, units, b),
+                            batch_fn, img_scale)
     # the backward frees the heads' saved tensors before it reaches the
     # neck or decode head and recomputes it: the larger of the two
     return max([extrapolate(samples, img_scale, 'tail')] + [
@@ -180,14 +170,12 @@ def measure_budget_costs(model: nn.Module, build_wrapper: Callable,
     tail_ckpt = min(tail, checkpointed_tail(model, units, batch_fn,
                                             img_scale))
 
-    rng = torch.get_rng_state()
     clone = copy.deepcopy(model)
     try:
         wrapper = build_wrapper(clone, len(trainable))
-        samples = []
-        for size in reduced_sizes(img_scale):
-            meter = aux_phase_growth(clone, wrapper, batch_fn(size))
-            samples.append((size[0] * size[1], meter.growth))
+        samples = sample_growth(
+            clone, lambda b: aux_phase_growth(clone, wrapper, b).growth,
+            batch_fn, img_scale)
         aux = [0] + [
             extrapolate(samples, img_scale, ('aux', k))
             for k in range(len(trainable) - 1)
@@ -201,7 +189,6 @@ def measure_budget_costs(model: nn.Module, build_wrapper: Callable,
         static = _training_bytes(clone.parameters(), optimizer)
         static += _bytes(clone.buffers())
     finally:
-        torch.set_rng_state(rng)
         del clone
     return BudgetCosts(
         units=[costs[i] for i in trainable],

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from mmman.utils.memory import PhaseMeter
+from mmman.utils.recompute import restored_buffers
 from .partition import Unit
 
 
@@ -87,6 +88,16 @@ def reduced_sizes(img_scale, fractions=(0.5, 0.25)) -> list:
             for fraction in fractions]
 
 
+def sample_growth(model: nn.Module, growth_fn, make_batch, img_scale,
+                  fractions=(0.5, 0.25)) -> list:
+    """``[(area, growth_fn(batch)), ...]`` at the reduced scales of
+    ``img_scale``, leaving no trace: ``model``'s buffers (BN running
+    statistics) and the RNG state are restored."""
+    with restored_buffers(model), torch.random.fork_rng(devices=[]):
+        return [(size[0] * size[1], growth_fn(make_batch(size)))
+                for size in reduced_sizes(img_scale, fractions)]
+
+
 def extrapolate(samples, img_scale, phase) -> int:
     """Bytes of ``phase`` at ``img_scale`` from two measured samples
     ``[(area, {phase: bytes}), ...]``: ``bytes = a * area + b``."""
@@ -121,19 +132,8 @@ def estimate_costs(model: nn.Module, units: Sequence[Unit], make_batch,
         tuple: ``(unit_costs, stem_cost, tail_cost)``, and ``unit_inputs``
         with ``inputs``.
     """
-    # Leave no trace: BN running stats and the RNG state are restored.
-    buffers = {k: v.clone() for k, v in model.named_buffers()}
-    rng = torch.get_rng_state()
-    samples = []
-    try:
-        for size in reduced_sizes(img_scale, fractions):
-            samples.append((size[0] * size[1],
-                            _phase_growth(model, units, make_batch(size))))
-    finally:
-        with torch.no_grad():
-            for k, v in model.named_buffers():
-                v.copy_(buffers[k])
-        torch.set_rng_state(rng)
+    samples = sample_growth(model, lambda b: _phase_growth(model, units, b),
+                            make_batch, img_scale, fractions)
 
     def fit(phase) -> int:
         return extrapolate(samples, img_scale, phase)
