@@ -8,6 +8,7 @@ from mmengine.config import Config, DictAction
 
 from .balance_setup import configure_balance
 from .distributed import init_cpu_distributed
+from .parallel_setup import configure_block_parallel
 
 
 def resolve_work_dir(cfg: Config, config_path: str,
@@ -47,6 +48,7 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     resolve_work_dir(cfg, args.config, args.work_dir)
     configure_balance(cfg)
+    configure_block_parallel(cfg)
     return cfg
 
 

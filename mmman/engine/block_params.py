@@ -8,7 +8,8 @@ block owns everything else the optimizer trains (its units, the backbone's
 final norm, neck and heads). MLAAN's cascade lets block k's loss reach block
 k+1's units too: they still belong to block k+1, as the plan says.
 """
-from typing import List, Sequence
+from itertools import chain
+from typing import Dict, List, Sequence
 
 import torch.nn as nn
 
@@ -16,27 +17,41 @@ from mmman.local.auxiliary import LocalAuxiliary
 from mmman.local.partition import BlockPlan
 
 
+def tensor_owners(plan: BlockPlan, aux: LocalAuxiliary,
+                  model: nn.Module) -> Dict[int, int]:
+    """``{id(tensor): block}`` for the parameters and buffers of ``model``
+    and ``aux`` that belong to a block before the last (anything else is
+    the last block's)."""
+    owner: Dict[int, int] = {}
+    unit_modules = set()
+    for i, unit in enumerate(plan.units):
+        k = plan.block_of(i)
+        unit_modules.add(id(unit.module))
+        for module in (unit.module, ) + unit.tail:
+            for t in _tensors(module):
+                owner.setdefault(id(t), k)
+    # The stem: what the backbone holds before its first unit.
+    for module in model.get_submodule(plan.backbone).modules():
+        if id(module) in unit_modules:
+            break
+        for t in _tensors(module, recurse=False):
+            owner.setdefault(id(t), 0)
+    for k, block in enumerate(aux.blocks):
+        for t in _tensors(block):
+            owner.setdefault(id(t), k)
+    return owner
+
+
+def _tensors(module: nn.Module, recurse: bool = True):
+    return chain(module.parameters(recurse), module.buffers(recurse))
+
+
 def block_param_groups(plan: BlockPlan, aux: LocalAuxiliary,
                        model: nn.Module,
                        params: Sequence[nn.Parameter]) -> List[list]:
     """``K`` lists of the parameters in ``params`` (the optimizer's), one per
     block in forward order, each parameter in exactly one list."""
-    owner = {}
-    backbone = model.get_submodule(plan.backbone)
-    unit_params = set()
-    for i, unit in enumerate(plan.units):
-        k = plan.block_of(i)
-        for module in (unit.module, ) + unit.tail:
-            for p in module.parameters():
-                owner.setdefault(id(p), k)
-                unit_params.add(id(p))
-    for p in backbone.parameters():  # the stem: what runs before the units
-        if id(p) in unit_params:
-            break
-        owner.setdefault(id(p), 0)
-    for k, block in enumerate(aux.blocks):
-        for p in block.parameters():
-            owner.setdefault(id(p), k)
+    owner = tensor_owners(plan, aux, model)
     groups: List[list] = [[] for _ in range(plan.num_blocks)]
     for p in params:
         groups[owner.get(id(p), plan.num_blocks - 1)].append(p)

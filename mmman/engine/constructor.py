@@ -26,6 +26,8 @@ Config (everything lives in ``optim_wrapper``)::
                                    # or a head config, or one per block
             checkpoint=None,       # 'all' or [1, 3]: these blocks' units
                                    # recompute their activations in backward
+            parallel=None,         # dict(type='blocks'): block k on process
+                                   # k (tools/dist_train.sh CONFIG K)
             backbone='backbone'))
 """
 import copy
@@ -33,6 +35,7 @@ import logging
 from typing import Optional
 
 import torch.nn as nn
+from mmengine.dist import get_rank
 from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
@@ -46,6 +49,8 @@ from mmman.local.planning import plan_blocks
 from mmman.tasks import (TaskTargets, default_aux_head, infer_num_classes,
                          synthetic_batch)
 
+from .block_parallel import (BlockPipeline, check_world_size, own_params,
+                             resolve_parallel_cfg, stage_of_rank)
 from .budget_planner import plan_for_budget
 from .optim_wrapper import LocalLearningMixin
 from .resume_signature import plan_signature
@@ -58,7 +63,7 @@ PARAMWISE_KEYS = frozenset(
      'bypass_duplicate'))
 LOCAL_CFG_KEYS = ('method', 'objective', 'num_blocks', 'boundaries',
                   'balance', 'momentum', 'eta', 'mlaan', 'aux_head',
-                  'checkpoint', 'backbone', 'memory_budget')
+                  'checkpoint', 'backbone', 'memory_budget', 'parallel')
 DEFAULT_LOCAL_CFG = dict(
     method='e2e',
     objective=None,
@@ -71,7 +76,8 @@ DEFAULT_LOCAL_CFG = dict(
     aux_head=None,
     checkpoint=None,
     backbone='backbone',
-    memory_budget=None)
+    memory_budget=None,
+    parallel=None)
 # What a memory budget chooses itself.
 BUDGET_CHOOSES = ('num_blocks', 'boundaries', 'balance', 'checkpoint')
 
@@ -142,6 +148,10 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         self.budget = resolve_budget_cfg(self.local_cfg['memory_budget'])
         if self.budget is not None:
             self._check_budget_cfg()
+        self.parallel = resolve_parallel_cfg(self.local_cfg['parallel'],
+                                             self.local_cfg['method'],
+                                             self.mlaan_cfg, self.budget,
+                                             self.eta_cfg)
 
     def _check_budget_cfg(self) -> None:
         cfg = self.local_cfg
@@ -241,18 +251,29 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             mlaan=self.mlaan_cfg)
         device = next(module.parameters()).device
         aux.to(device)
+        pipeline = None
+        if self.parallel is not None:
+            check_world_size(plan)
+            pipeline = BlockPipeline(
+                plan, aux, module, stage_of_rank(get_rank(),
+                                                 plan.num_blocks),
+                self.parallel['depth'])
 
         self.optim_wrapper_cfg.update(
             model=module, plan=plan, aux=aux, signature=plan_signature(
                 cfg['method'], cfg['objective'], self.eta_cfg, plan),
-            checkpoint=cfg['checkpoint'])
+            checkpoint=cfg['checkpoint'], pipeline=pipeline)
         try:
             optim_wrapper = super().__call__(model)
         finally:
-            for key in ('model', 'plan', 'aux', 'signature', 'checkpoint'):
+            for key in ('model', 'plan', 'aux', 'signature', 'checkpoint',
+                        'pipeline'):
                 self.optim_wrapper_cfg.pop(key)
         for group in self._aux_param_groups(aux):
             optim_wrapper.optimizer.add_param_group(group)
+        if pipeline is not None:
+            own_params(optim_wrapper.optimizer, plan, aux, module,
+                       pipeline.stage)
         optim_wrapper.memory_plan = memory_plan  # what the budget chose
         return optim_wrapper
 

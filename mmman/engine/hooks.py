@@ -2,7 +2,8 @@
 from typing import Optional
 
 import torch
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.utils import apply_to
 from mmengine.registry import HOOKS
 
 from mmman.local.unit_trace import first_tensor
@@ -43,6 +44,10 @@ class LocalLearningHook(Hook):
       starts from; a resumed run keeps the checkpoint's copies (the optim
       wrapper checked that the checkpoint's block plan is this config's
       when it loaded them). Does nothing for ``method='e2e'``.
+    - block-parallel runs (``local_cfg.parallel``): before validation, at
+      the end of training and before a checkpoint is saved, every rank gets
+      the trained tensors of every block; the checkpoint holds the plain
+      model and every block's optimizer and auxiliary state.
     """
     priority = 'VERY_HIGH'
 
@@ -58,6 +63,63 @@ class LocalLearningHook(Hook):
 
     def before_train(self, runner) -> None:
         start_local_training(runner.optim_wrapper)
+
+    # Block-parallel runs: MMEngine saves on rank 0 alone, so every rank
+    # syncs the model and sends its block's state when a save may follow.
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        if _pipeline(runner) is not None and _checkpoint_due(runner):
+            _gather_blocks(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        if _pipeline(runner) is not None:
+            _gather_blocks(runner)
+
+    def before_val_epoch(self, runner) -> None:
+        if _pipeline(runner) is not None:  # a best checkpoint may follow
+            _gather_blocks(runner)
+
+    def after_train(self, runner) -> None:
+        if _pipeline(runner) is not None:
+            _pipeline(runner).sync_model()
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if _pipeline(runner) is None or 'optimizer' not in checkpoint:
+            return
+        at, state = runner.optim_wrapper.gathered
+        if at != runner.iter:
+            raise RuntimeError(
+                'local learning: a block-parallel checkpoint saved at '
+                f'iteration {runner.iter}, where the blocks\' states were '
+                'not gathered (a CheckpointHook moment mmman does not '
+                'foresee); saving rank 0\'s block alone would not resume.')
+        checkpoint['optimizer'] = apply_to(state, lambda x: hasattr(x, 'cpu'),
+                                           lambda x: x.cpu())
+
+
+def _checkpoint_due(runner) -> bool:
+    """Whether a CheckpointHook saves after this training iteration."""
+    for hook in runner.hooks:
+        if isinstance(hook, CheckpointHook) and not hook.by_epoch and (
+                hook.every_n_train_iters(runner, hook.interval,
+                                         hook.save_begin) or
+            (hook.save_last and hook.is_last_train_iter(runner))):
+            return True
+    return False
+
+
+def _gather_blocks(runner) -> None:
+    """Every rank: sync the model; rank 0 keeps every block's state."""
+    wrapper = runner.optim_wrapper
+    if wrapper.gathered[0] == runner.iter:
+        return
+    wrapper.pipeline.sync_model()
+    wrapper.gathered = (runner.iter, wrapper.gathered_state_dict())
+
+
+def _pipeline(runner):
+    wrapper = _local_wrapper(runner)
+    return None if wrapper is None else wrapper.pipeline
 
 
 @HOOKS.register_module()
@@ -91,6 +153,8 @@ class BlockCollapseHook(Hook):
             return
         plan = wrapper.plan
         for k in range(plan.num_blocks - 1):
+            if wrapper.pipeline is not None and k != wrapper.pipeline.stage:
+                continue  # block-parallel: the blocks it trains here
             unit = plan.boundary_unit(k).module
             self._handles.append(
                 unit.register_forward_hook(self._make_probe(k)))

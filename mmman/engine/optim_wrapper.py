@@ -47,7 +47,8 @@ from .block_params import block_param_groups
 from .ddp_sync import (all_reduce_grads, broadcast_coalesced,
                        report_unused_params)
 from .local_losses import LocalLossLedger, NonFiniteLocalLossError, fmt_terms
-from .resume_signature import check_resumable, split_legacy_no_decay_group
+from .resume_signature import (PlanMismatchError, check_resumable,
+                               split_legacy_no_decay_group)
 from .unit_checkpoint import checkpoint_blocks, checkpointed_units
 
 HOOK_HINT = ("add custom_hooks=[dict(type='LocalLearningHook')] to the "
@@ -73,6 +74,9 @@ class LocalLearningMixin:
         checkpoint: ``local_cfg.checkpoint``: None, ``'all'`` or 1-based
             blocks whose units recompute their activations in backward
             (:mod:`~mmman.engine.unit_checkpoint`).
+        pipeline (BlockPipeline, optional): This process's block of a
+            block-parallel run (:mod:`~mmman.engine.block_parallel`); its
+            optimizer holds that block's parameters only.
     """
 
     def __init__(self,
@@ -83,6 +87,7 @@ class LocalLearningMixin:
                  signature: Optional[dict] = None,
                  max_skipped_steps: int = 10,
                  checkpoint=None,
+                 pipeline=None,
                  **kwargs):
         super().__init__(*args, **kwargs)
         if (plan is None) != (aux is None):
@@ -97,6 +102,11 @@ class LocalLearningMixin:
                              "method other than 'e2e').")
         self.checkpoint_blocks = checkpoint_blocks(
             checkpoint, plan.num_blocks if plan is not None else None)
+        self.pipeline = pipeline
+        self.gathered = (None, None)  # (iteration, gathered_state_dict())
+        if pipeline is not None:  # the other blocks do not run here
+            self.checkpoint_blocks = tuple(
+                k for k in self.checkpoint_blocks if k == pipeline.stage)
         self._inputs = None
         self._data_samples = None
         self._handles = []
@@ -136,24 +146,30 @@ class LocalLearningMixin:
             return
         self.aux.reset_copies()
         if get_world_size() > 1:  # heads were initialised per rank
-            broadcast_coalesced(list(self.aux.state_dict().values()))
+            broadcast_coalesced([  # eta'' sources follow the model
+                t for t in self.aux.state_dict().values()
+                if isinstance(t, torch.Tensor)
+            ])
         print_log(
             'local learning: copies taken from the next layers\n' +
             self.plan.describe(),
             logger='current')
 
     # ---------------------------------------------------------------- hooks
-    def _arm(self) -> None:
+    def _arm(self, stack: ExitStack) -> None:
         plan = self.plan
         self._stepped_blocks = set()
         self._handles.append(
             self.model.register_forward_pre_hook(
                 self._capture_batch, with_kwargs=True))
-        for k in range(plan.num_blocks - 1):
-            unit = plan.next_unit(k).module
-            self._handles.append(
-                unit.register_forward_pre_hook(
-                    self._make_boundary_hook(k), with_kwargs=True))
+        if self.pipeline is not None:
+            self._handles += self.pipeline.arm(self._local_step, stack)
+        else:
+            for k in range(plan.num_blocks - 1):
+                unit = plan.next_unit(k).module
+                self._handles.append(
+                    unit.register_forward_pre_hook(
+                        self._make_boundary_hook(k), with_kwargs=True))
         for i in plan.finished_outputs():
             layer = plan.output_layer(i)
             if layer is not None:  # it learns; its input stays isolated
@@ -167,6 +183,9 @@ class LocalLearningMixin:
 
     def _disarm(self) -> None:
         self._inputs = self._data_samples = None
+        if self.pipeline is not None:  # the blocks before: logged here
+            for k, terms in self.pipeline.forget_batch():
+                self._losses.add(k, terms)
         self.aux.forget_batch()  # nothing of the batch outlives the step
         for handle in self._handles:
             handle.remove()
@@ -195,8 +214,8 @@ class LocalLearningMixin:
 
         return hook
 
-    def _local_step(self, k: int, args: tuple, kwargs: dict) -> None:
-        """Local loss of block k, backpropagated now.
+    def _local_step(self, k: int, args: tuple, kwargs: dict) -> dict:
+        """Local loss of block k, backpropagated now; returns its terms.
 
         ``args``/``kwargs``: the call of block k+1's first unit; its first
         tensor is block k's output, and eta is called like that unit. The
@@ -218,8 +237,10 @@ class LocalLearningMixin:
         losses = self.aux.loss(k, feature, self._data_samples, self._inputs,
                                args, kwargs)
         loss, log_vars = self.model.parse_losses(losses)
-        self._losses.add(k, {n: v for n, v in log_vars.items() if n != 'loss'})
+        terms = {n: v for n, v in log_vars.items() if n != 'loss'}
+        self._losses.add(k, terms)
         self._local_backward(loss)
+        return terms
 
     def _check_local(self) -> None:
         """Log the step's local losses; stop on a non-finite one, or on
@@ -294,7 +315,7 @@ class LocalLearningMixin:
             if hasattr(model, 'no_sync'):
                 stack.enter_context(model.no_sync())
             stack.callback(self._disarm)
-            self._arm()
+            self._arm(stack)
             stack.enter_context(self._checkpointing(model))
             yield
 
@@ -337,7 +358,7 @@ class LocalLearningMixin:
         if not self.local_enabled:
             super().step(**kwargs)
             return
-        if get_world_size() > 1:
+        if get_world_size() > 1 and self.pipeline is None:
             all_reduce_grads(self._all_params())
         self._check_local()
         if self._detect_unused:
@@ -347,11 +368,22 @@ class LocalLearningMixin:
                  for n, p in self.aux.named_parameters()])
         self._stepped = False
         self._take_step(**kwargs)
+        if self.pipeline is not None:
+            self.pipeline.after_step(self._stepped)
+        elif self._stepped:
+            self.aux.update_ema()
         if self._stepped:
             self._skipped_run = 0
-            self.aux.update_ema()
         else:
             self._report_skipped_step()
+
+    def update_block(self) -> None:
+        """``update_params`` of a block-parallel rank before the last: its
+        local loss was backpropagated in the forward pass; step."""
+        self._inner_count += 1
+        if self.should_update():
+            self.step()
+            self.zero_grad()
 
     def _take_step(self, **kwargs) -> None:
         """The host wrapper's step (clip, optimizer step; AMP may skip)."""
@@ -415,10 +447,35 @@ class LocalLearningMixin:
                 state,
                 mmman_local=self.aux.state_dict(),
                 mmman_plan=self.signature)
+        if self.pipeline is not None:
+            state['mmman_iters'] = self.pipeline.iters
         return state
+
+    def gathered_state_dict(self) -> Optional[dict]:
+        """The optimizer part of a block-parallel checkpoint, on rank 0:
+        every block's state (its optimizer, auxiliary parts, sources), in
+        block order. A collective: every rank calls it."""
+        self.pipeline.drain()
+        stages = self.pipeline.gather(self.state_dict())
+        if stages is None:
+            return None
+        return dict(mmman_stages=stages, mmman_plan=self.signature)
 
     def load_state_dict(self, state_dict: dict) -> None:
         state_dict = dict(state_dict)
+        stages = state_dict.pop('mmman_stages', None)
+        if (stages is None) != (self.pipeline is None):
+            raise PlanMismatchError(
+                'local learning: this checkpoint was trained '
+                f'{"in one process" if stages is None else "block-parallel"}'
+                ' and this config trains '
+                f'{"block-parallel" if stages is None else "in one process"}'
+                ': each block\'s optimizer state lives with its process. '
+                'Resume with the same `local_cfg.parallel`, or start from '
+                'its weights with `load_from`.')
+        if stages is not None:
+            state_dict = dict(stages[self.pipeline.stage])
+            self.pipeline.resume_at(state_dict.pop('mmman_iters'))
         local = state_dict.pop('mmman_local', None)
         saved = state_dict.pop('mmman_plan', None)
         if local is not None:

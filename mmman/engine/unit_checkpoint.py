@@ -21,7 +21,7 @@ keyword and non-tensor arguments (Swin's ``hw_shape``); what makes the
 recomputation exact (modes, buffers, RNG) is :mod:`mmman.utils.recompute`.
 """
 from contextlib import contextmanager
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch.nn as nn
 
@@ -69,8 +69,9 @@ def checkpoint_blocks(value, num_blocks: Optional[int] = None
 
 
 @contextmanager
-def checkpointed_units(modules: Sequence[nn.Module]):
-    """Checkpoint every module of ``modules`` while the context is open.
+def shadowed_forwards(modules: Sequence[nn.Module], make: Callable):
+    """Give every module of ``modules`` the ``forward`` ``make(module,
+    forward)`` returns while the context is open.
 
     Each module's ``forward`` is shadowed by an instance attribute (an
     existing one, e.g. MMEngine's ``activation_checkpointing``, is wrapped
@@ -83,7 +84,7 @@ def checkpointed_units(modules: Sequence[nn.Module]):
                 continue
             seen.add(id(module))
             had = vars(module).get('forward', _NO_ATTR)
-            module.forward = checkpointed(module, module.forward)
+            module.forward = make(module, module.forward)
             shadowed.append((module, had))
         yield
     finally:
@@ -92,3 +93,9 @@ def checkpointed_units(modules: Sequence[nn.Module]):
                 del module.forward
             else:
                 module.forward = had
+
+
+def checkpointed_units(modules: Sequence[nn.Module]):
+    """Checkpoint every module of ``modules`` while the context is open
+    (:func:`shadowed_forwards`)."""
+    return shadowed_forwards(modules, checkpointed)

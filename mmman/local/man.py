@@ -10,7 +10,8 @@ eta(x) = s * eta'(x) + (2 - s) * eta''(x), s = 1 at start
 the EMA branch (:class:`ChannelScaleBias`), stays as an option.
 """
 import copy
-from typing import Optional
+from collections import deque
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
@@ -37,6 +38,53 @@ def follow_mode(copy_: nn.Module, source: nn.Module) -> None:
     """
     for c, s in zip(copy_.modules(), source.modules()):
         c.training = s.training
+
+
+def module_state(module: nn.Module) -> List[torch.Tensor]:
+    """Detached clones of ``module``'s state tensors, in ``state_dict``
+    order."""
+    return [t.detach().clone() for t in module.state_dict().values()]
+
+
+class DelayedSource(nn.Module):
+    """The states a module had ``delay`` optimizer steps ago: what eta''
+    follows when its source lives on another process (block-parallel
+    training sends block k+1's first unit to block k after each step).
+
+    Holds ``delay`` states: :meth:`reset` fills it with the start state,
+    :meth:`push` adds the state after a step and :meth:`pop` gives the oldest,
+    so after step t eta'' moves toward the source of step ``t - delay`` (the
+    start state while ``t <= delay``). In one process the wrapper pushes the
+    real next layer's state; under block parallelism the process that owns
+    it sends it (:mod:`mmman.engine.block_parallel`), and ``fed`` is set.
+    """
+
+    def __init__(self, delay: int):
+        super().__init__()
+        if int(delay) != delay or delay < 1:
+            raise ValueError(f'eta.ema_delay must be an integer >= 0, got '
+                             f'{delay}.')
+        self.delay = int(delay)
+        self.states: deque = deque()
+        self.fed = False
+
+    def reset(self, module: nn.Module) -> None:
+        state = module_state(module)
+        self.states = deque(state for _ in range(self.delay))
+
+    def push(self, state: List[torch.Tensor]) -> None:
+        self.states.append(state)
+
+    def pop(self) -> List[torch.Tensor]:
+        return self.states.popleft()
+
+    def get_extra_state(self) -> list:
+        """The held states: saved with the auxiliary state, so a resumed
+        run follows the same sources."""
+        return list(self.states)
+
+    def set_extra_state(self, state: list) -> None:
+        self.states = deque(state)
 
 
 @MODELS.register_module()
@@ -133,6 +181,10 @@ class MomentumAuxNet(nn.Module):
         clone_inputs (bool): Call each branch on copies of the input
             tensors, for a next layer that writes into its inputs (TNT's):
             neither the other branch nor the real layer then sees the write.
+        ema_delay (int): eta'' follows the next layer as it was this many
+            optimizer steps ago (:class:`DelayedSource`): 0 in one process;
+            block-parallel training needs >= 1, and a one-process run with
+            the same delay trains the same weights.
     """
 
     def __init__(self,
@@ -145,7 +197,8 @@ class MomentumAuxNet(nn.Module):
                  balance: Optional[dict] = None,
                  out_index: int = 0,
                  recompute: bool = False,
-                 clone_inputs: bool = False):
+                 clone_inputs: bool = False,
+                 ema_delay: int = 0):
         super().__init__()
         self.out_index = out_index
         self.recompute = recompute
@@ -171,6 +224,10 @@ class MomentumAuxNet(nn.Module):
             self.ema = (
                 LiveCopy(source) if momentum == 0.0 else
                 ExponentialMovingAverage(source, momentum=1.0 - momentum))
+        self.delayed = None
+        if ema_delay and ema:
+            self.delayed = DelayedSource(ema_delay)
+            self._holder = [detached_copy(next_layer)]  # not a submodule
         self.scale_bias = None if scale_bias is None else MODELS.build(
             scale_bias, default_args=dict(num_channels=num_channels))
         self.balance = None if balance is None else MODELS.build(balance)
@@ -212,12 +269,25 @@ class MomentumAuxNet(nn.Module):
         if self.ema is not None:
             self.ema.steps.zero_()
             self.ema.update_parameters(next_layer)  # steps == 0: plain copy
+        if self.delayed is not None:
+            self.delayed.reset(next_layer)
 
     @torch.no_grad()
     def update(self, next_layer: nn.Module) -> None:
-        """EMA step of eta'' toward the next layer (after an optimizer step)."""
-        if self.ema is not None:
+        """EMA step of eta'' toward the next layer (after an optimizer step),
+        or toward its state ``ema_delay`` steps ago."""
+        if self.ema is None:
+            return
+        if self.delayed is None:
             self.ema.update_parameters(next_layer)
+            return
+        if not self.delayed.fed:
+            self.delayed.push(module_state(next_layer))
+        holder = self._holder[0].to(next(self.ema.parameters()).device)
+        for t, value in zip(holder.state_dict().values(),
+                            self.delayed.pop()):
+            t.copy_(value)
+        self.ema.update_parameters(holder)
 
     def follow(self, next_layer: nn.Module) -> None:
         """Match the train/eval mode of the next layer."""

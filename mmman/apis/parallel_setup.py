@@ -1,0 +1,34 @@
+"""Runner settings of a block-parallel run (``local_cfg.parallel``)."""
+from mmengine.config import Config
+
+from mmman.engine.block_parallel import UNSPLIT_SAMPLERS, BlockParallelError
+
+
+def configure_block_parallel(cfg: Config) -> bool:
+    """With ``local_cfg.parallel``: the model wrapper that trains one block
+    per process, and a train sampler that gives every process the same
+    batches. Returns whether it applied."""
+    local_cfg = cfg.get('optim_wrapper', {}).get('local_cfg') or {}
+    if local_cfg.get('parallel') is None:
+        return False
+    if cfg.get('launcher', 'none') == 'none':
+        raise BlockParallelError(
+            'local_cfg.parallel trains each block on its own process: launch '
+            'it with `bash tools/dist_train.sh CONFIG K` (K = num_blocks).')
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is not None and wrapper.get('type') != 'BlockParallelModel':
+        raise BlockParallelError(
+            f'local_cfg.parallel needs model_wrapper_cfg=dict(type='
+            f"'BlockParallelModel'), not {wrapper}.")
+    cfg.model_wrapper_cfg = dict(type='BlockParallelModel')
+    sampler = cfg.train_dataloader.get('sampler') or {}
+    kind = sampler.get('type', 'DefaultSampler')
+    if kind.split('.')[-1] not in UNSPLIT_SAMPLERS.values():
+        if kind.split('.')[-1] not in UNSPLIT_SAMPLERS:
+            raise BlockParallelError(
+                f'local_cfg.parallel: every process reads the same batches, '
+                f'which mmman does for DefaultSampler and InfiniteSampler, '
+                f'not the train sampler {kind}.')
+        sampler['type'] = UNSPLIT_SAMPLERS[kind.split('.')[-1]]
+    cfg.train_dataloader.sampler = sampler
+    return True

@@ -1,0 +1,552 @@
+"""Block-parallel training: K local blocks on K processes at once.
+
+Local learning's blocks need no gradient from later blocks, so they can
+train at the same time, like a pipeline with no backward pass through it
+(``local_cfg.parallel=dict(type='blocks')``, launched with
+``tools/dist_train.sh CONFIG K``). For batch t, block k's process receives
+block k-1's detached output for t, runs its block and local loss, steps and
+sends its own output on, while block k-1's process already works on t+1.
+
+- **Roles.** Block k (0-based) runs on rank ``(k + 1) % K``: rank 0 owns the
+  last block (neck, heads, the model's loss), so what MMEngine does on rank 0
+  (logging, saving) sees the model loss. The local losses of the blocks
+  before it travel with the activations and are logged there.
+- **Data.** Every rank builds the whole model and reads the same batches (the
+  train sampler is not split over ranks: :class:`BlockParallelSampler`); its
+  optimizer holds only its block's parameters (:func:`own_params`).
+- **The forward pass of block k.** The units of earlier blocks are shadowed:
+  each returns what block k-1 sent for it (a real, detached tensor for a unit
+  whose output the backbone returns, e.g. an FPN input; zeros of the sent
+  shape otherwise). Block k's first unit receives block k-1's output (its
+  whole call, e.g. Swin's ``hw_shape``). At block k+1's first unit the local
+  step runs as in one process, the message goes out and :class:`StageDone`
+  ends the forward pass. Only the stem runs on every rank.
+- **Transport.** ``torch.distributed`` point-to-point (gloo on CPU, NCCL on
+  GPU): a pickled skeleton of plain values and tensor shapes, then the
+  tensors, all ``isend``; at most ``depth`` messages in flight per rank.
+- **What needs the next block's weights.** MAN's eta'' is an EMA of block
+  k+1's first unit: that unit's process sends its state after every step and
+  eta'' follows it ``eta.ema_delay`` steps late (default 1;
+  :class:`~mmman.local.man.DelayedSource`), which one process emulates
+  exactly with the same ``ema_delay``. MLAAN's cascade runs the whole next
+  block inside block k's loss: refused.
+- **Whole-model moments** (validation, checkpoints, the end of training):
+  every tensor is broadcast from the rank that owns it (:meth:`sync_model`),
+  so every rank holds the trained model; a checkpoint is the plain host
+  checkpoint plus each block's optimizer and auxiliary state.
+"""
+import pickle
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from mmengine.dataset import DefaultSampler, InfiniteSampler
+from mmengine.dist import get_rank, get_world_size
+from mmengine.logging import print_log
+from mmengine.registry import DATA_SAMPLERS, MODEL_WRAPPERS
+
+from mmman.local.auxiliary import LocalAuxiliary
+from mmman.local.man import MomentumAuxNet, module_state
+from mmman.local.partition import BlockPlan
+from mmman.local.unit_trace import map_tensors
+
+from .block_params import block_param_groups, tensor_owners
+from .ddp_sync import broadcast_coalesced
+from .unit_checkpoint import shadowed_forwards
+
+ACTIVATIONS, SOURCES = 1, 2  # message tags
+PARALLEL_KEYS = ('type', 'depth')
+
+
+class StageDone(Exception):
+    """Ends a block's part of the forward pass (after its local step)."""
+
+
+class BlockParallelError(ValueError):
+    """A block-parallel configuration that cannot run."""
+
+
+def stage_rank(stage: int, num_blocks: int) -> int:
+    """The rank that trains block ``stage`` (0-based): rank 0 the last."""
+    return (stage + 1) % num_blocks
+
+
+def resolve_parallel_cfg(parallel, method: str, mlaan_cfg, budget,
+                         eta_cfg: Optional[dict]) -> Optional[dict]:
+    """Checked ``local_cfg.parallel`` (None: one process).
+
+    Sets ``eta_cfg['ema_delay']`` to 1 when MAN's eta'' has none (a process
+    cannot follow a block that has not stepped yet).
+    """
+    if parallel is None:
+        return None
+    parallel = dict(parallel)
+    unknown = set(parallel) - set(PARALLEL_KEYS)
+    if unknown or parallel.get('type', 'blocks') != 'blocks':
+        raise BlockParallelError(
+            f"local_cfg.parallel takes dict(type='blocks', depth=2), not "
+            f'{parallel}.')
+    depth = parallel.setdefault('depth', 2)
+    if not isinstance(depth, int) or depth < 1:
+        raise BlockParallelError(
+            f'local_cfg.parallel.depth (messages in flight) must be an '
+            f'integer >= 1, got {depth!r}.')
+    if method == 'e2e':
+        raise BlockParallelError(
+            "local_cfg.parallel trains local blocks on their own processes; "
+            "method='e2e' has none.")
+    if mlaan_cfg is not None:
+        raise BlockParallelError(
+            'local_cfg.parallel: MLAAN cannot be pipelined: its cascade runs '
+            "block k+1's units inside block k's local loss, which would need "
+            "block k+1's current weights on block k's process at every step. "
+            "Use 'man++' (eta'' follows block k+1's first unit one step "
+            'late) or run MLAAN in one process.')
+    if budget is not None:
+        raise BlockParallelError(
+            'local_cfg.parallel with memory_budget: the budget plans blocks '
+            'for one process; give num_blocks (= the number of processes) '
+            'or boundaries instead.')
+    if eta_cfg is not None and eta_cfg.get('ema', True) and \
+            not eta_cfg.get('ema_delay'):
+        eta_cfg['ema_delay'] = 1
+        print_log(
+            "local learning: block-parallel: eta'' follows block k+1's "
+            'first unit as it was 1 step ago (eta.ema_delay=1; a '
+            'one-process run with eta=dict(ema_delay=1) trains the same '
+            'weights).', logger='current')
+    return parallel
+
+
+def stage_of_rank(rank: int, num_blocks: int) -> int:
+    """The block (0-based) rank ``rank`` trains (inverse of
+    :func:`stage_rank`)."""
+    return (rank - 1) % num_blocks
+
+
+def check_world_size(plan: BlockPlan) -> None:
+    world = get_world_size()
+    if plan.num_blocks < 2:
+        raise BlockParallelError(
+            'local_cfg.parallel needs at least 2 blocks (num_blocks >= 2).')
+    if world != plan.num_blocks:
+        raise BlockParallelError(
+            f'local_cfg.parallel: {plan.num_blocks} blocks need '
+            f'{plan.num_blocks} processes, one per block, but the world size '
+            f'is {world}: run `bash tools/dist_train.sh CONFIG '
+            f'{plan.num_blocks}`, or set num_blocks={world}.')
+
+
+def own_params(optimizer, plan: BlockPlan, aux: LocalAuxiliary,
+               model: nn.Module, stage: int) -> None:
+    """Keep only block ``stage``'s parameters in ``optimizer``'s groups
+    (groups stay, possibly empty, so every rank keeps the config's groups)."""
+    params = [p for g in optimizer.param_groups for p in g['params']]
+    owned = {
+        id(p)
+        for p in block_param_groups(plan, aux, model, params)[stage]
+    }
+    for group in optimizer.param_groups:
+        group['params'] = [p for p in group['params'] if id(p) in owned]
+
+
+# ----------------------------------------------------------- transport
+@dataclass(frozen=True)
+class TensorMeta:
+    """Shape and dtype of a tensor that is not sent (a placeholder)."""
+    shape: tuple
+    dtype: torch.dtype
+
+    @classmethod
+    def of(cls, t: torch.Tensor) -> 'TensorMeta':
+        return cls(tuple(t.shape), t.dtype)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where a sent tensor goes back into the skeleton."""
+    index: int
+    meta: TensorMeta
+
+
+def _rebuild(obj, leaf: Callable):
+    """``obj`` with ``leaf`` applied to every :class:`_Slot` and
+    :class:`TensorMeta` in it (tuples, lists, dicts rebuilt)."""
+    if isinstance(obj, (_Slot, TensorMeta)):
+        return leaf(obj)
+    if isinstance(obj, (list, tuple)):
+        items = [_rebuild(o, leaf) for o in obj]
+        if isinstance(obj, list):
+            return items
+        if hasattr(obj, '_fields'):
+            return type(obj)(*items)
+        return type(obj)(items)
+    if isinstance(obj, dict):
+        return {k: _rebuild(v, leaf) for k, v in obj.items()}
+    return obj
+
+
+class P2PChannel:
+    """Nested structures of tensors and plain values sent to / received
+    from one peer with ``torch.distributed`` point-to-point.
+
+    A message is its skeleton (pickled: plain values, :class:`TensorMeta`,
+    the slots of the tensors) and then its tensors. Sends are ``isend``;
+    at most ``depth`` messages stay in flight (the oldest is waited for).
+    ``clock`` (optional) records the time spent waiting.
+    """
+
+    def __init__(self, peer: int, tag: int, device: torch.device,
+                 depth: int = 2, clock: Optional['StageClock'] = None):
+        self.peer = peer
+        self.tag = tag
+        self.device = device
+        self.depth = depth
+        self.clock = clock
+        self._inflight: deque = deque()
+
+    def send(self, obj) -> None:
+        tensors: List[torch.Tensor] = []
+
+        def slot(t: torch.Tensor):
+            tensors.append(t.detach().contiguous())
+            return _Slot(len(tensors) - 1, TensorMeta.of(t))
+
+        skeleton = pickle.dumps(map_tensors(obj, slot))
+        data = torch.frombuffer(bytearray(skeleton), dtype=torch.uint8)
+        header = torch.tensor([data.numel()], dtype=torch.int64)
+        parts = [header.to(self.device), data.to(self.device)] + tensors
+        works = [dist.isend(t, self.peer, tag=self.tag) for t in parts]
+        self._inflight.append((works, parts))
+        while len(self._inflight) > self.depth:
+            self._wait_oldest()
+
+    def _wait_oldest(self) -> None:
+        works, _ = self._inflight.popleft()
+        with self._timed('send'):
+            for work in works:
+                work.wait()
+
+    def flush(self) -> None:
+        """Wait until every sent message has been received."""
+        while self._inflight:
+            self._wait_oldest()
+
+    def recv(self):
+        with self._timed('recv'):
+            header = torch.empty(1, dtype=torch.int64, device=self.device)
+            dist.recv(header, self.peer, tag=self.tag)
+            data = torch.empty(int(header.item()), dtype=torch.uint8,
+                               device=self.device)
+            dist.recv(data, self.peer, tag=self.tag)
+            skeleton = pickle.loads(data.cpu().numpy().tobytes())
+            slots: List[_Slot] = []
+            _rebuild(skeleton, lambda s: slots.append(s)
+                     if isinstance(s, _Slot) else s)
+            tensors = {}
+            works = []
+            for s in slots:
+                t = torch.empty(s.meta.shape, dtype=s.meta.dtype,
+                                device=self.device)
+                tensors[s.index] = t
+                works.append(dist.irecv(t, self.peer, tag=self.tag))
+            for work in works:
+                work.wait()
+        return _rebuild(
+            skeleton, lambda s: tensors[s.index] if isinstance(s, _Slot)
+            else s)
+
+    def _timed(self, kind: str):
+        return self.clock.span(kind) if self.clock else _NullSpan()
+
+
+class _NullSpan:
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class StageClock:
+    """Wall-clock spans of one rank (``recv``/``send`` waits, ``step``):
+    the busy / waiting timeline of :mod:`tools.analysis_tools.pipeline_timeline`.
+    """
+
+    def __init__(self):
+        self.spans: List[tuple] = []
+
+    def span(self, kind: str):
+        clock = self
+
+        class _Span:
+
+            def __enter__(self):
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                clock.spans.append((kind, self.start, time.perf_counter()))
+                return False
+
+        return _Span()
+
+
+# -------------------------------------------------------------- a stage
+class BlockPipeline:
+    """What one rank does as block ``stage`` of a block-parallel run.
+
+    Args:
+        plan (BlockPlan): The block plan (K blocks, K ranks).
+        aux (LocalAuxiliary): The auxiliary parts (every rank builds all;
+            block ``stage``'s are trained here).
+        model (nn.Module): The unwrapped model.
+        stage (int): The block this rank trains (0-based).
+        depth (int): Messages in flight per channel.
+    """
+
+    def __init__(self, plan: BlockPlan, aux: LocalAuxiliary,
+                 model: nn.Module, stage: int, depth: int = 2):
+        self.plan = plan
+        self.aux = aux
+        self.model = model
+        self.stage = stage
+        self.num = plan.num_blocks
+        self.clock = StageClock()
+        device = next(model.parameters()).device
+        rank = lambda k: stage_rank(k, self.num)  # noqa: E731
+        self.prev = None if stage == 0 else P2PChannel(
+            rank(stage - 1), ACTIVATIONS, device, depth, self.clock)
+        self.next = None if stage == self.num - 1 else P2PChannel(
+            rank(stage + 1), ACTIVATIONS, device, depth, self.clock)
+        # MAN: this block's eta'' follows block stage+1's first unit, whose
+        # rank sends it after every step; this rank sends its own first
+        # unit to the block before when that block's eta'' follows it.
+        self.eta = self._delayed_eta(stage)
+        self.source_in = None if self.eta is None else P2PChannel(
+            rank(stage + 1), SOURCES, device, depth, self.clock)
+        self.source_out = None
+        if stage > 0 and self._delayed_eta(stage - 1) is not None:
+            self.source_out = P2PChannel(rank(stage - 1), SOURCES, device,
+                                         depth, self.clock)
+        if self.eta is not None:
+            self.eta.delayed.fed = True
+        self.iters = 0  # steps this rank took
+        self.received = 0  # source states it received
+        self._payload = None
+        self._outputs: Dict[int, object] = {}
+
+    def _delayed_eta(self, k: int) -> Optional[MomentumAuxNet]:
+        if k >= self.num - 1:  # the last block has no auxiliary net
+            return None
+        eta = self.aux.blocks[k].eta
+        if isinstance(eta, MomentumAuxNet) and eta.delayed is not None:
+            return eta
+        return None
+
+    @property
+    def is_last(self) -> bool:
+        return self.stage == self.num - 1
+
+    # ------------------------------------------------------ the forward
+    def arm(self, local_step: Callable, stack) -> list:
+        """Hooks (returned) and shadowed forwards (entered on ``stack``)
+        for one training forward pass of this block.
+
+        ``local_step(k, args, kwargs)``: the wrapper's local step.
+        """
+        plan, s = self.plan, self.stage
+        self._payload, self._outputs = None, {}
+        handles = []
+        if s > 0:
+            first = plan.ends[s - 1] + 1
+            stack.enter_context(shadowed_forwards(
+                [u.module for u in plan.units[:first]],
+                lambda module, forward: self._shadow(module)))
+            handles.append(plan.next_unit(s - 1).module.
+                           register_forward_pre_hook(self._inject,
+                                                     with_kwargs=True))
+        if not self.is_last:
+            for i, unit in enumerate(plan.units):
+                if plan.block_of(i) == s:
+                    handles.append(unit.module.register_forward_hook(
+                        self._make_recorder(i)))
+            handles.append(plan.next_unit(s).module.register_forward_pre_hook(
+                self._make_boundary(local_step), with_kwargs=True))
+        return handles
+
+    def _received(self) -> dict:
+        if self._payload is None:
+            self._payload = self.prev.recv()
+        return self._payload
+
+    def _shadow(self, module: nn.Module):
+        index = next(i for i, u in enumerate(self.plan.units)
+                     if u.module is module)
+
+        def forward(*args, **kwargs):
+            out = self._received()['units'][index]
+            return _rebuild(out, lambda m: torch.zeros(
+                m.shape, dtype=m.dtype, device=self.prev.device))
+
+        return forward
+
+    def _inject(self, module, args, kwargs):
+        payload = self._received()
+        return payload['args'], payload['kwargs']
+
+    def _make_recorder(self, index: int):
+        returned = index in self.plan.output_units
+
+        def record(module, args, output):
+            self._outputs[index] = map_tensors(
+                output, torch.Tensor.detach if returned else TensorMeta.of)
+
+        return record
+
+    def _make_boundary(self, local_step: Callable):
+
+        def boundary(module, args, kwargs):
+            s = self.stage
+            terms = local_step(s, args, kwargs)
+            upstream = self._received() if s > 0 else dict(units={},
+                                                           losses=[])
+            units = {**upstream['units'], **self._outputs}
+            self.next.send(
+                dict(args=map_tensors(args, torch.Tensor.detach),
+                     kwargs=map_tensors(kwargs, torch.Tensor.detach),
+                     units=units,
+                     losses=upstream['losses'] + [(s, terms)]))
+            raise StageDone
+
+        return boundary
+
+    def forget_batch(self) -> list:
+        """End of a forward pass; returns the local loss terms ``[(k,
+        terms)]`` of the blocks before that came with it (the last block
+        logs them)."""
+        losses = [] if self._payload is None else self._payload['losses']
+        self._payload, self._outputs = None, {}
+        return losses
+
+    # ---------------------------------------------------------- a step
+    def after_step(self, stepped: bool) -> None:
+        """After this rank's optimizer step: send this block's first unit
+        to the block before; move eta'' toward its delayed source."""
+        self.iters += 1
+        if self.source_out is not None:
+            self.source_out.send(
+                module_state(self.plan.next_unit(self.stage - 1).module))
+        if self.eta is not None:
+            if not self.eta.delayed.states:
+                self._receive_source()
+            if stepped:
+                self.eta.update(None)
+            else:  # the source stream moves on either way
+                self.eta.delayed.pop()
+
+    def _receive_source(self) -> None:
+        self.eta.delayed.push(self.source_in.recv())
+        self.received += 1
+
+    def drain(self) -> None:
+        """Receive the source states sent up to this rank's step (before
+        saving: the checkpoint then holds what a resumed run needs)."""
+        if self.eta is not None:
+            while self.received < self.iters:
+                self._receive_source()
+        for channel in (self.next, self.source_out):
+            if channel is not None:
+                channel.flush()
+
+    def resume_at(self, iters: int) -> None:
+        """A resumed run starts after ``iters`` steps (all sources in)."""
+        self.iters = self.received = iters
+
+    # ------------------------------------------------- the whole model
+    def sync_model(self) -> None:
+        """Every rank gets every block's trained tensors from its owner."""
+        self.drain()
+        owners = tensor_owners(self.plan, self.aux, self.model)
+        tensors: List[List[torch.Tensor]] = [[] for _ in range(self.num)]
+        for t in list(self.model.parameters()) + list(self.model.buffers()):
+            tensors[owners.get(id(t), self.num - 1)].append(t.data)
+        for k, group in enumerate(tensors):
+            if group:
+                broadcast_coalesced(group, src=stage_rank(k, self.num))
+
+    def gather(self, obj) -> Optional[list]:
+        """``obj`` of every rank in block order, on rank 0 (else None)."""
+        found = [None] * self.num if get_rank() == 0 else None
+        dist.gather_object(obj, found, dst=0)
+        if found is None:
+            return None
+        return [found[stage_rank(k, self.num)] for k in range(self.num)]
+
+
+# ------------------------------------------------------------ runner side
+@MODEL_WRAPPERS.register_module()
+class BlockParallelModel(nn.Module):
+    """Model wrapper of a block-parallel run (set by mmman's tools when
+    ``local_cfg.parallel`` is given): the train step of one block; the
+    validation and test steps of the whole model."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def train_step(self, data, optim_wrapper) -> dict:
+        with optim_wrapper.optim_context(self.module):
+            data = self.module.data_preprocessor(data, True)
+            try:
+                losses = self.module._run_forward(data, mode='loss')
+            except StageDone:
+                losses = None
+        if losses is None:  # a block before the last: its loss is spent
+            optim_wrapper.update_block()
+            return {}
+        parsed, log_vars = self.module.parse_losses(losses)
+        optim_wrapper.update_params(parsed)
+        return log_vars
+
+    def val_step(self, data):
+        return self.module.val_step(data)
+
+    def test_step(self, data):
+        return self.module.test_step(data)
+
+
+def _unsplit(sampler) -> None:
+    """Every rank reads every sample, in the order one process reads them."""
+    sampler.rank, sampler.world_size = 0, 1
+
+
+@DATA_SAMPLERS.register_module()
+class BlockParallelSampler(DefaultSampler):
+    """:class:`DefaultSampler` that gives every rank the same batches (each
+    rank trains one block of the same batch)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _unsplit(self)
+        self.num_samples = self.total_size = len(self.dataset)
+
+
+@DATA_SAMPLERS.register_module()
+class BlockParallelInfiniteSampler(InfiniteSampler):
+    """:class:`InfiniteSampler` that gives every rank the same batches."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _unsplit(self)
+        self.indices = self._indices_of_rank()
+
+
+UNSPLIT_SAMPLERS = {
+    'DefaultSampler': 'BlockParallelSampler',
+    'InfiniteSampler': 'BlockParallelInfiniteSampler',
+}
