@@ -6,8 +6,9 @@ from mmman.engine.block_parallel import UNSPLIT_SAMPLERS, BlockParallelError
 
 def configure_block_parallel(cfg: Config) -> bool:
     """With ``local_cfg.parallel``: the model wrapper that trains one block
-    per process, and a train sampler that gives every process the same
-    batches. Returns whether it applied."""
+    per process, a train sampler that gives every process the same batches
+    and :class:`~mmman.engine.BlockParallelHook` (the whole-model moments).
+    Returns whether it applied."""
     local_cfg = cfg.get('optim_wrapper', {}).get('local_cfg') or {}
     if local_cfg.get('parallel') is None:
         return False
@@ -31,4 +32,7 @@ def configure_block_parallel(cfg: Config) -> bool:
                 f'not the train sampler {kind}.')
         sampler['type'] = UNSPLIT_SAMPLERS[kind.split('.')[-1]]
     cfg.train_dataloader.sampler = sampler
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'BlockParallelHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='BlockParallelHook')]
     return True

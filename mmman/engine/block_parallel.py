@@ -38,6 +38,7 @@ sends its own output on, while block k-1's process already works on t+1.
 import pickle
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
@@ -59,7 +60,7 @@ from .ddp_sync import broadcast_coalesced
 from .unit_checkpoint import shadowed_forwards
 
 ACTIVATIONS, SOURCES = 1, 2  # message tags
-PARALLEL_KEYS = ('type', 'depth')
+PARALLEL_KEYS = ('type', 'depth', 'timeline')
 
 
 class StageDone(Exception):
@@ -88,8 +89,8 @@ def resolve_parallel_cfg(parallel, method: str, mlaan_cfg, budget,
     unknown = set(parallel) - set(PARALLEL_KEYS)
     if unknown or parallel.get('type', 'blocks') != 'blocks':
         raise BlockParallelError(
-            f"local_cfg.parallel takes dict(type='blocks', depth=2), not "
-            f'{parallel}.')
+            "local_cfg.parallel takes dict(type='blocks', depth=2, "
+            f'timeline=False), not {parallel}.')
     depth = parallel.setdefault('depth', 2)
     if not isinstance(depth, int) or depth < 1:
         raise BlockParallelError(
@@ -197,11 +198,11 @@ class P2PChannel:
     A message is its skeleton (pickled: plain values, :class:`TensorMeta`,
     the slots of the tensors) and then its tensors. Sends are ``isend``;
     at most ``depth`` messages stay in flight (the oldest is waited for).
-    ``clock`` (optional) records the time spent waiting.
+    ``clock`` records the time spent waiting for the peer and receiving.
     """
 
     def __init__(self, peer: int, tag: int, device: torch.device,
-                 depth: int = 2, clock: Optional['StageClock'] = None):
+                 depth: int, clock: 'StageClock'):
         self.peer = peer
         self.tag = tag
         self.device = device
@@ -227,7 +228,7 @@ class P2PChannel:
 
     def _wait_oldest(self) -> None:
         works, _ = self._inflight.popleft()
-        with self._timed('send'):
+        with self.clock.span('send'):
             for work in works:
                 work.wait()
 
@@ -237,9 +238,10 @@ class P2PChannel:
             self._wait_oldest()
 
     def recv(self):
-        with self._timed('recv'):
+        with self.clock.span('wait'):  # until the peer sends
             header = torch.empty(1, dtype=torch.int64, device=self.device)
             dist.recv(header, self.peer, tag=self.tag)
+        with self.clock.span('recv'):
             data = torch.empty(int(header.item()), dtype=torch.uint8,
                                device=self.device)
             dist.recv(data, self.peer, tag=self.tag)
@@ -260,40 +262,29 @@ class P2PChannel:
             skeleton, lambda s: tensors[s.index] if isinstance(s, _Slot)
             else s)
 
-    def _timed(self, kind: str):
-        return self.clock.span(kind) if self.clock else _NullSpan()
-
-
-class _NullSpan:
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 class StageClock:
-    """Wall-clock spans of one rank (``recv``/``send`` waits, ``step``):
-    the busy / waiting timeline of :mod:`tools.analysis_tools.pipeline_timeline`.
-    """
+    """Spans of one rank's time when ``enabled`` (``parallel.timeline``):
+    ``iter`` (a train step), ``wait`` (for the peer's next message),
+    ``recv`` (receiving it), ``send`` (for a message in flight to be
+    received). ``time.perf_counter`` is one clock for the processes of one
+    machine."""
 
-    def __init__(self):
+    def __init__(self, enabled: bool = False):
+        self.enabled = enabled
         self.spans: List[tuple] = []
 
+    @contextmanager
     def span(self, kind: str):
-        clock = self
-
-        class _Span:
-
-            def __enter__(self):
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                clock.spans.append((kind, self.start, time.perf_counter()))
-                return False
-
-        return _Span()
+        if not self.enabled:
+            yield
+            return
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spans.append((kind, start, time.perf_counter()))
 
 
 # -------------------------------------------------------------- a stage
@@ -307,16 +298,18 @@ class BlockPipeline:
         model (nn.Module): The unwrapped model.
         stage (int): The block this rank trains (0-based).
         depth (int): Messages in flight per channel.
+        timeline (bool): Record this rank's :class:`StageClock`.
     """
 
     def __init__(self, plan: BlockPlan, aux: LocalAuxiliary,
-                 model: nn.Module, stage: int, depth: int = 2):
+                 model: nn.Module, stage: int, depth: int = 2,
+                 timeline: bool = False):
         self.plan = plan
         self.aux = aux
         self.model = model
         self.stage = stage
         self.num = plan.num_blocks
-        self.clock = StageClock()
+        self.clock = StageClock(timeline)
         device = next(model.parameters()).device
         rank = lambda k: stage_rank(k, self.num)  # noqa: E731
         self.prev = None if stage == 0 else P2PChannel(
@@ -500,6 +493,10 @@ class BlockParallelModel(nn.Module):
         self.module = module
 
     def train_step(self, data, optim_wrapper) -> dict:
+        with optim_wrapper.pipeline.clock.span('iter'):
+            return self._train_step(data, optim_wrapper)
+
+    def _train_step(self, data, optim_wrapper) -> dict:
         with optim_wrapper.optim_context(self.module):
             data = self.module.data_preprocessor(data, True)
             try:

@@ -257,7 +257,7 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             pipeline = BlockPipeline(
                 plan, aux, module, stage_of_rank(get_rank(),
                                                  plan.num_blocks),
-                self.parallel['depth'])
+                self.parallel['depth'], self.parallel.get('timeline', False))
 
         self.optim_wrapper_cfg.update(
             model=module, plan=plan, aux=aux, signature=plan_signature(

@@ -1,4 +1,7 @@
 """Runner hooks of local learning (added by mmman's config snippets)."""
+import json
+import os
+import os.path as osp
 from typing import Optional
 
 import torch
@@ -44,10 +47,6 @@ class LocalLearningHook(Hook):
       starts from; a resumed run keeps the checkpoint's copies (the optim
       wrapper checked that the checkpoint's block plan is this config's
       when it loaded them). Does nothing for ``method='e2e'``.
-    - block-parallel runs (``local_cfg.parallel``): before validation, at
-      the end of training and before a checkpoint is saved, every rank gets
-      the trained tensors of every block; the checkpoint holds the plain
-      model and every block's optimizer and auxiliary state.
     """
     priority = 'VERY_HIGH'
 
@@ -64,8 +63,22 @@ class LocalLearningHook(Hook):
     def before_train(self, runner) -> None:
         start_local_training(runner.optim_wrapper)
 
-    # Block-parallel runs: MMEngine saves on rank 0 alone, so every rank
-    # syncs the model and sends its block's state when a save may follow.
+
+@HOOKS.register_module()
+class BlockParallelHook(Hook):
+    """The whole-model moments of a block-parallel run (added by mmman's
+    tools with ``local_cfg.parallel``).
+
+    MMEngine saves checkpoints on rank 0 alone, so before a save may follow
+    (a checkpoint iteration or epoch, validation: a best checkpoint) every
+    rank gets every block's trained tensors (the checkpoint is the plain
+    model) and rank 0 every block's optimizer and auxiliary state. Its
+    priority puts it after the parameter schedulers' step (the saved
+    learning rates are the next step's) and before the checkpoint hook.
+    After training every rank holds the trained model.
+    """
+    priority = 80  # ParamSchedulerHook: LOW (70); CheckpointHook: 90
+
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
         if _pipeline(runner) is not None and _checkpoint_due(runner):
@@ -80,8 +93,18 @@ class LocalLearningHook(Hook):
             _gather_blocks(runner)
 
     def after_train(self, runner) -> None:
-        if _pipeline(runner) is not None:
-            _pipeline(runner).sync_model()
+        pipeline = _pipeline(runner)
+        if pipeline is None:
+            return
+        pipeline.sync_model()
+        if pipeline.clock.enabled:  # parallel.timeline
+            path = osp.join(runner.work_dir, 'timeline',
+                            f'rank{runner.rank}.json')
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            with open(path, 'w') as f:
+                json.dump(dict(rank=runner.rank, block=pipeline.stage + 1,
+                               spans=pipeline.clock.spans), f)
+            runner.logger.info(f'block-parallel timeline: {path}')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if _pipeline(runner) is None or 'optimizer' not in checkpoint:

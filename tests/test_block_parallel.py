@@ -1,0 +1,205 @@
+"""Block-parallel training (issue 23): K blocks on K gloo processes train the
+same weights as one process, resume exactly, and refuse what cannot run.
+
+Each run is ``tools/dist_train.sh`` / ``tools/train.py`` as a user runs them
+(torchrun gives every process one thread; the one-process reference is run
+with one thread too, so that every reduction runs in the same order and the
+comparison can be bitwise)."""
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers import ROOT
+from mmman.datasets import make_shapes_classification
+from mmman.utils.checkpoint import load_local_checkpoint
+
+CONFIG = osp.join(ROOT, 'configs', 'demo',
+                  'resnet20_man++-k4_1xb64-600it_shapes-cls-32x32.py')
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    return make_shapes_classification(
+        str(tmp_path_factory.mktemp('shapes_cls')), num_train=48, num_val=10,
+        size=16)
+
+
+def _options(data_root, method, num_blocks, iters=4, save=2):
+    return [
+        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+        f'default_hooks.checkpoint.interval={save}',
+        'default_hooks.logger.interval=1', 'param_scheduler.0.end=2',
+        f'param_scheduler.1.T_max={iters}', f'param_scheduler.1.end={iters}',
+        'train_dataloader.batch_size=8',
+        f'optim_wrapper.local_cfg.method={method}',
+        f'optim_wrapper.local_cfg.num_blocks={num_blocks}',
+        *(f'{loader}.dataset.data_root={data_root}'
+          for loader in ('train_dataloader', 'val_dataloader',
+                         'test_dataloader'))
+    ]
+
+
+def _env():
+    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    if not osp.exists(osp.join(ROOT, '.venv', 'bin', 'python')):
+        env['PYTHON'] = sys.executable
+    return env
+
+
+def _parallel(work, nproc, options, *extra):
+    out = subprocess.run(
+        ['bash', 'tools/dist_train.sh', CONFIG, str(nproc), '--work-dir',
+         work, *extra, '--cfg-options', *options,
+         'optim_wrapper.local_cfg.parallel.type=blocks'],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    return out.returncode, out.stdout + out.stderr
+
+
+def _sequential(work, options):
+    out = subprocess.run(
+        [sys.executable, 'tools/train.py', CONFIG, '--work-dir', work,
+         '--cfg-options', *options],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+
+
+def _load(path):
+    return load_local_checkpoint(path, map_location='cpu')
+
+
+def _assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, differ[:5]
+
+
+def test_dgl_two_processes_train_the_sequential_weights_and_resume(
+        tmp_path, data):
+    options = _options(data, 'dgl', 2)
+    _sequential(str(tmp_path / 'seq'), options)
+    rc, log = _parallel(str(tmp_path / 'par'), 2, options)
+    assert rc == 0, log[-4000:]
+    # rank 0 (the last block) logs the model loss and block 1's local loss
+    assert 'local1_loss_cls' in log and 'accuracy/top1' in log
+    seq = _load(str(tmp_path / 'seq' / 'iter_4.pth'))
+    par = _load(str(tmp_path / 'par' / 'iter_4.pth'))
+    _assert_same_weights(seq['state_dict'], par['state_dict'])
+    assert len(par['optimizer']['mmman_stages']) == 2
+    # a plain host checkpoint: its weights load strictly into the model
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(Config.fromfile(CONFIG).model)
+    model.load_state_dict(par['state_dict'], strict=True)
+
+    # resume at iteration 2: the same weights at iteration 4
+    resumed = tmp_path / 'resumed'
+    resumed.mkdir()
+    rc, log = _parallel(str(resumed), 2, options, '--resume',
+                        str(tmp_path / 'par' / 'iter_2.pth'))
+    assert rc == 0, log[-4000:]
+    assert 'resumed' in log.lower()
+    _assert_same_weights(par['state_dict'],
+                         _load(str(resumed / 'iter_4.pth'))['state_dict'])
+
+
+def test_man_two_processes_equal_one_process_with_the_same_ema_delay(
+        tmp_path, data):
+    """eta'' follows block 2's first unit one step late in both runs."""
+    options = _options(data, 'man++', 2, save=4)
+    _sequential(str(tmp_path / 'seq'),
+                options + ['optim_wrapper.local_cfg.eta.ema_delay=1'])
+    rc, log = _parallel(str(tmp_path / 'par'), 2, options)
+    assert rc == 0, log[-4000:]
+    assert 'eta.ema_delay=1' in log
+    seq = _load(str(tmp_path / 'seq' / 'iter_4.pth'))
+    par = _load(str(tmp_path / 'par' / 'iter_4.pth'))
+    _assert_same_weights(seq['state_dict'], par['state_dict'])
+    aux_seq = seq['optimizer']['mmman_local']
+    aux_par = par['optimizer']['mmman_stages'][0]['mmman_local']
+    queue = 'blocks.0.eta.delayed._extra_state'
+    for key, value in aux_seq.items():  # eta', eta'', balance, head
+        if key != queue:
+            assert torch.equal(value, aux_par[key]), key
+    assert len(aux_seq[queue]) == 1
+    for a, b in zip(aux_seq[queue][0], aux_par[queue][0]):
+        assert torch.equal(a, b)
+
+
+def test_dgl_four_processes_train_the_sequential_weights(tmp_path, data):
+    options = _options(data, 'dgl', 4, iters=3, save=3)
+    _sequential(str(tmp_path / 'seq'), options)
+    rc, log = _parallel(str(tmp_path / 'par'), 4, options)
+    assert rc == 0, log[-4000:]
+    assert 'local3_loss_cls' in log  # blocks 1-3's losses reach rank 0
+    _assert_same_weights(
+        _load(str(tmp_path / 'seq' / 'iter_3.pth'))['state_dict'],
+        _load(str(tmp_path / 'par' / 'iter_3.pth'))['state_dict'])
+
+
+def test_a_world_size_that_is_not_k_stops_with_one_message(tmp_path, data):
+    rc, log = _parallel(str(tmp_path / 'par'), 2,
+                        _options(data, 'dgl', 3, iters=1, save=1))
+    assert rc != 0
+    assert '3 blocks need 3 processes' in log
+    assert 'tools/dist_train.sh CONFIG 3' in log
+
+
+@pytest.mark.parametrize('method, extra, message', [
+    ('mlaan', {}, 'MLAAN cannot be pipelined'),
+    ('e2e', {}, "method='e2e' has none"),
+    ('man++', dict(memory_budget='1GiB'), 'the budget plans blocks'),
+    ('man++', dict(parallel=dict(type='blocks', depth=0)), 'depth'),
+    ('man++', dict(parallel=dict(type='stages')), "type='blocks'"),
+])
+def test_configs_that_cannot_run_block_parallel_are_refused(
+        method, extra, message):
+    from mmman.engine import LocalOptimWrapperConstructor
+    from mmman.engine.block_parallel import BlockParallelError
+    local_cfg = dict(method=method, num_blocks=2,
+                     parallel=dict(type='blocks'))
+    local_cfg.update(extra)
+    with pytest.raises(BlockParallelError, match=message):
+        LocalOptimWrapperConstructor(
+            dict(optimizer=dict(type='SGD', lr=0.1), local_cfg=local_cfg))
+
+
+def test_the_runner_settings_of_a_block_parallel_config():
+    from mmengine.config import Config
+    from mmman.apis import configure_block_parallel
+    from mmman.engine.block_parallel import BlockParallelError
+    cfg = Config.fromfile(CONFIG)
+    cfg.optim_wrapper.local_cfg.parallel = dict(type='blocks')
+    cfg.launcher = 'none'
+    with pytest.raises(BlockParallelError, match='dist_train.sh CONFIG K'):
+        configure_block_parallel(cfg)
+    cfg.launcher = 'pytorch'
+    assert configure_block_parallel(cfg)
+    assert cfg.model_wrapper_cfg.type == 'BlockParallelModel'
+    # every process reads the same batches
+    assert cfg.train_dataloader.sampler.type == 'BlockParallelInfiniteSampler'
+    assert cfg.train_dataloader.sampler.shuffle
+    cfg.train_dataloader.sampler = dict(type='RepeatAugSampler')
+    with pytest.raises(BlockParallelError, match='RepeatAugSampler'):
+        configure_block_parallel(cfg)
+
+
+def test_the_unsplit_samplers_give_every_rank_one_process_order(monkeypatch):
+    import mmengine.dataset.sampler as sampler_module
+    from mmengine.dataset import DefaultSampler
+    from mmman.engine.block_parallel import BlockParallelSampler
+    data = list(range(10))
+    single = list(DefaultSampler(data, shuffle=True, seed=3))
+    monkeypatch.setattr(sampler_module, 'get_dist_info', lambda: (1, 2))
+    assert len(list(DefaultSampler(data, shuffle=True, seed=3))) == 5
+    assert list(BlockParallelSampler(data, shuffle=True, seed=3)) == single
