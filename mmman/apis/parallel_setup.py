@@ -3,6 +3,8 @@ from mmengine.config import Config
 
 from mmman.engine.block_parallel import UNSPLIT_SAMPLERS, BlockParallelError
 
+from .balance_setup import pipeline_img_scale
+
 
 def configure_block_parallel(cfg: Config) -> bool:
     """With ``local_cfg.parallel``: the model wrapper that trains one block
@@ -32,6 +34,12 @@ def configure_block_parallel(cfg: Config) -> bool:
                 f'not the train sampler {kind}.')
         sampler['type'] = UNSPLIT_SAMPLERS[kind.split('.')[-1]]
     cfg.train_dataloader.sampler = sampler
+    parallel = local_cfg['parallel']
+    if parallel.get('balance') == 'time':  # measured at the run's size
+        if parallel.get('img_scale') is None:
+            parallel['img_scale'] = pipeline_img_scale(cfg)
+        parallel.setdefault('batch_size', cfg.train_dataloader.batch_size)
+        parallel.setdefault('cache_dir', cfg.get('work_dir'))
     hooks = list(cfg.get('custom_hooks') or [])
     if not any(h.get('type') == 'BlockParallelHook' for h in hooks):
         cfg.custom_hooks = hooks + [dict(type='BlockParallelHook')]

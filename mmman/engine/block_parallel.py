@@ -60,7 +60,8 @@ from .ddp_sync import broadcast_coalesced
 from .unit_checkpoint import shadowed_forwards
 
 ACTIVATIONS, SOURCES = 1, 2  # message tags
-PARALLEL_KEYS = ('type', 'depth', 'timeline')
+PARALLEL_KEYS = ('type', 'depth', 'timeline', 'balance', 'img_scale',
+                 'batch_size', 'cache_dir')
 
 
 class StageDone(Exception):
@@ -90,7 +91,12 @@ def resolve_parallel_cfg(parallel, method: str, mlaan_cfg, budget,
     if unknown or parallel.get('type', 'blocks') != 'blocks':
         raise BlockParallelError(
             "local_cfg.parallel takes dict(type='blocks', depth=2, "
-            f'timeline=False), not {parallel}.')
+            f"timeline=False, balance=None | 'time'), not {parallel}.")
+    if parallel.get('balance') not in (None, 'time'):
+        raise BlockParallelError(
+            "local_cfg.parallel.balance: None (the config's split) or "
+            f"'time' (blocks sized by measured compute), not "
+            f"{parallel['balance']!r}.")
     depth = parallel.setdefault('depth', 2)
     if not isinstance(depth, int) or depth < 1:
         raise BlockParallelError(

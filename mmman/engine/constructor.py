@@ -26,8 +26,10 @@ Config (everything lives in ``optim_wrapper``)::
                                    # or a head config, or one per block
             checkpoint=None,       # 'all' or [1, 3]: these blocks' units
                                    # recompute their activations in backward
-            parallel=None,         # dict(type='blocks'): block k on process
-                                   # k (tools/dist_train.sh CONFIG K)
+            parallel=None,         # dict(type='blocks'): block k on its own
+                                   # process (tools/dist_train.sh CONFIG K);
+                                   # balance='time': blocks sized by
+                                   # measured compute
             backbone='backbone'))
 """
 import copy
@@ -52,6 +54,7 @@ from mmman.tasks import (TaskTargets, default_aux_head, infer_num_classes,
 from .block_parallel import (BlockPipeline, check_world_size, own_params,
                              resolve_parallel_cfg, stage_of_rank)
 from .budget_planner import plan_for_budget
+from .time_balance import plan_for_time
 from .optim_wrapper import LocalLearningMixin
 from .resume_signature import plan_signature
 from .unit_checkpoint import checkpoint_blocks
@@ -182,20 +185,10 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 "size; mmman's tools/train.py takes it from the train "
                 'pipeline, which fixes none here. Give memory_budget=dict('
                 "size='4GiB', img_scale=(H, W)).")
-        own, paramwise = self._own_cfg
-
-        def build_wrapper(model: nn.Module, num_blocks: int):
-            local_cfg = dict(self.local_cfg, memory_budget=None,
-                             num_blocks=num_blocks)
-            cfg = dict(copy.deepcopy(own), local_cfg=local_cfg)
-            wrapper = LocalOptimWrapperConstructor(
-                cfg, copy.deepcopy(paramwise))(model)
-            wrapper.take_copies()
-            return wrapper
-
+        own = self._own_cfg[0]
         found = plan_for_budget(
             module, budget['size'], tuple(budget['img_scale']),
-            build_wrapper,
+            self._sub_wrapper_builder(memory_budget=None),
             lambda size: synthetic_batch(module, 2, size),
             cache_dir=budget.get('cache_dir'),
             cache_info=[self.local_cfg['method'],
@@ -210,6 +203,48 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         cfg['checkpoint'] = list(found['checkpoint']) or None
         return cfg, found
 
+    def _sub_wrapper_builder(self, **local_cfg):
+        """``(model, num_blocks) -> optim wrapper`` of this config in one
+        process, ``local_cfg`` overridden (copies taken): what the budget
+        and time planners train to measure."""
+        own, paramwise = self._own_cfg
+
+        def build_wrapper(model: nn.Module, num_blocks: int):
+            cfg = dict(copy.deepcopy(own), local_cfg=dict(
+                self.local_cfg, **local_cfg, num_blocks=num_blocks))
+            wrapper = LocalOptimWrapperConstructor(
+                cfg, copy.deepcopy(paramwise))(model)
+            wrapper.alone = True  # measured on one process
+            wrapper.take_copies()
+            return wrapper
+
+        return build_wrapper
+
+    def _time_plan(self, module: nn.Module) -> dict:
+        """local_cfg with the boundaries of the time-balanced split."""
+        cfg, parallel = self.local_cfg, self.parallel
+        if cfg['num_blocks'] is None or cfg['boundaries'] is not None or \
+                cfg['balance'] not in (None, False):
+            raise PartitionError(
+                "local_cfg.parallel.balance='time' places the boundaries of "
+                'num_blocks blocks itself: give num_blocks, without '
+                '`boundaries` or `balance`.')
+        if parallel.get('img_scale') is None:
+            raise PartitionError(
+                "local_cfg.parallel.balance='time' needs the training image "
+                "size; mmman's tools/train.py takes it from the train "
+                'pipeline, which fixes none here. Give parallel=dict('
+                "type='blocks', balance='time', img_scale=(H, W)).")
+        names = plan_for_time(
+            module, cfg['num_blocks'],
+            self._sub_wrapper_builder(parallel=None, boundaries=None),
+            lambda n, size: synthetic_batch(module, n, size),
+            tuple(parallel['img_scale']), parallel.get('batch_size', 2),
+            cache_dir=parallel.get('cache_dir'),
+            cache_info=[cfg['method'], repr(cfg['objective']),
+                        repr(cfg['aux_head']), repr(self.eta_cfg)])
+        return dict(cfg, num_blocks=None, boundaries=names)
+
     def __call__(self, model: nn.Module) -> OptimWrapper:
         module = model.module if hasattr(model, 'module') else model
         cfg = self.local_cfg
@@ -218,6 +253,8 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         memory_plan = None
         if self.budget is not None:
             cfg, memory_plan = self._budget_plan(module)
+        if (self.parallel or {}).get('balance') == 'time':
+            cfg = self._time_plan(module)
         plan = plan_blocks(
             module,
             cfg['method'],

@@ -103,6 +103,7 @@ class LocalLearningMixin:
         self.checkpoint_blocks = checkpoint_blocks(
             checkpoint, plan.num_blocks if plan is not None else None)
         self.pipeline = pipeline
+        self.alone = False
         self.gathered = (None, None)  # (iteration, gathered_state_dict())
         if pipeline is not None:  # the other blocks do not run here
             self.checkpoint_blocks = tuple(
@@ -117,6 +118,17 @@ class LocalLearningMixin:
         self._groups: Optional[List[list]] = None
         self._stepped_blocks = set()  # blocks whose local step ran
         self.optimizer.register_step_post_hook(self._mark_stepped)
+
+    @property
+    def _synced(self) -> bool:
+        """Whether the processes hold one model (not a wrapper one process
+        builds alone, e.g. to measure a plan: ``alone = True``)."""
+        return not self.alone and get_world_size() > 1
+
+    @property
+    def _data_parallel(self) -> bool:
+        """Whether the processes train replicas (gradients all-reduced)."""
+        return self._synced and self.pipeline is None
 
     @property
     def local_enabled(self) -> bool:
@@ -145,7 +157,7 @@ class LocalLearningMixin:
                       logger='current')
             return
         self.aux.reset_copies()
-        if get_world_size() > 1:  # heads were initialised per rank
+        if self._synced:  # heads were initialised per rank
             broadcast_coalesced([  # eta'' sources follow the model
                 t for t in self.aux.state_dict().values()
                 if isinstance(t, torch.Tensor)
@@ -348,7 +360,7 @@ class LocalLearningMixin:
                 '(parameters without a gradient after every block\'s '
                 'backward), not on the model loss\'s graph alone.',
                 logger='current')
-        if get_world_size() > 1 and getattr(model, 'broadcast_buffers',
+        if self._data_parallel and getattr(model, 'broadcast_buffers',
                                             False):
             # no_sync() also stops DDP's own buffer broadcast.
             broadcast_coalesced(
@@ -358,7 +370,7 @@ class LocalLearningMixin:
         if not self.local_enabled:
             super().step(**kwargs)
             return
-        if get_world_size() > 1 and self.pipeline is None:
+        if self._data_parallel:
             all_reduce_grads(self._all_params())
         self._check_local()
         if self._detect_unused:

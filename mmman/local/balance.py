@@ -173,6 +173,14 @@ def balanced_ends(units: Sequence[Unit],
             return base + kept[b] - kept[a] + max(extra, max(cost[a:b]))
         return base + prefix[b] - prefix[a] + extra
 
+    return [trainable[b] for b in minmax_ends(n, num_blocks, block)]
+
+
+def minmax_ends(n: int, num_blocks: int, block) -> List[int]:
+    """Last positions of the first ``num_blocks - 1`` blocks of ``n``
+    positions, minimising the largest ``block(a, b, k, last)`` (the cost
+    of positions a..b-1 as block k, ``last`` for the last block; every
+    block but the last needs a position after it)."""
     inf = float('inf')
     # best[k][b]: minimal max cost of splitting positions 0..b-1 in k blocks
     best = [[inf] * (n + 1) for _ in range(num_blocks + 1)]
@@ -192,5 +200,5 @@ def balanced_ends(units: Sequence[Unit],
     ends, b = [], n
     for k in range(num_blocks, 1, -1):
         b = cut[k][b]
-        ends.append(trainable[b - 1])
+        ends.append(b - 1)
     return sorted(ends)

@@ -12,7 +12,6 @@ losses) and the model loss's backward with the optimizer step.
 """
 import argparse
 import copy
-import time
 
 
 def parse_args(argv=None):
@@ -28,48 +27,9 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def step_phases(model, wrapper, batch) -> list:
-    """``[(phase, seconds), ...]`` of one training step, in order."""
-    plan, marks = wrapper.plan, []
-
-    def mark(tag):
-        marks.append((time.perf_counter(), tag))
-
-    first = plan.units[0].module
-    handles = [first.register_forward_pre_hook(lambda m, a: mark('block 1'))]
-    for k in range(plan.num_blocks - 1):
-        unit = plan.units[plan.ends[k] + 1].module
-        # before the wrapper's own pre-hook (armed in the step): the aux
-        # phase starts here and ends when the unit's first layer runs
-        handles.append(unit.register_forward_pre_hook(
-            lambda m, a, k=k: mark(f'aux {k + 1}')))
-        handles += [
-            child.register_forward_pre_hook(
-                lambda m, a, k=k: mark(f'block {k + 2}'))
-            for child in list(unit.children())[:1]
-        ]
-    handles.append(plan.units[-1].module.register_forward_hook(
-        lambda m, a, o: mark('tail forward')))
-    update = wrapper.update_params
-
-    def timed_update(loss, **kwargs):
-        mark('tail backward + step')
-        return update(loss, **kwargs)
-
-    wrapper.update_params = timed_update
-    try:
-        mark('preprocess + stem')
-        model.train_step(copy.deepcopy(batch), wrapper)
-        mark('end')
-    finally:
-        del wrapper.update_params
-        for h in handles:
-            h.remove()
-    return [(tag, marks[i + 1][0] - t) for i, (t, tag) in enumerate(marks[:-1])]
-
-
 def main(argv=None):
     from mmman.apis import build_for_measurement
+    from mmman.engine.step_phases import step_phases
     from mmman.tasks import synthetic_batch
     args = parse_args(argv)
     model, wrapper = build_for_measurement(args.config, args.cfg_options,

@@ -1,0 +1,127 @@
+"""``local_cfg.parallel.balance='time'``: blocks sized by measured compute.
+
+In a block-parallel run the slowest block sets the pace (the last block,
+with neck and heads, is often the heaviest; a block before it also runs its
+eta and auxiliary head). The costs are measured on one process, on a copy
+of the model split after every trainable unit with its own auxiliary nets
+built as the run builds them, over a few training steps at the run's batch
+and image size, timed phase by phase
+(:func:`~mmman.engine.step_phases.step_phases`):
+
+* ``forward[i]``: unit i's forward; its backward is taken as twice that;
+* ``aux[i]``: the auxiliary phase at a boundary after unit i (eta and head,
+  forward and backward) less unit i's backward;
+* ``tail``: neck, heads, losses and their backward, less the last unit's
+  backward;
+* ``step``: the optimizer step, shared by parameter elements (a process
+  steps its block's units, and its auxiliary nets with ``aux``);
+* ``pre``: preprocessing and the stem, which every process runs.
+
+Block ``a..b`` then costs ``pre + 3 * sum(forward[a..b]) + aux[b]`` (the tail
+for the last block) plus the step of its parameters, and the boundaries minimise the largest block
+(:func:`~mmman.local.balance.minmax_ends`). Rank 0 measures and sends every
+rank the plan, which is cached in the work dir: a resumed run keeps it.
+"""
+import copy
+import statistics
+from typing import Callable, List, Tuple
+
+import torch.nn as nn
+from mmengine.dist import broadcast_object_list, get_rank
+from mmengine.logging import print_log
+
+from mmman.local.balance import minmax_ends
+from mmman.local.partition import Unit, backbone_units
+from mmman.local.plan_cache import BlockPlanCache, plan_key
+
+from .step_phases import step_phases
+
+
+def measure_unit_times(model: nn.Module, build_wrapper: Callable,
+                       batch: dict, steps: int = 3) -> Tuple[dict,
+                                                            List[Unit]]:
+    """The time costs of ``model`` (median of ``steps`` steps after one
+    warm-up) and its trainable units. ``build_wrapper(model, num_blocks)``
+    builds the run's optim wrapper for ``model`` (copies taken)."""
+    units, _ = backbone_units(model)
+    trainable = [i for i, u in enumerate(units) if u.trainable]
+    n = len(trainable)
+    clone = copy.deepcopy(model)
+    try:
+        wrapper = build_wrapper(clone, n)
+        clone.train_step(copy.deepcopy(batch), wrapper)  # warm-up
+        runs = [dict(step_phases(clone, wrapper, batch))
+                for _ in range(steps)]
+        # K = n: block i holds unit i (the last also the neck and heads)
+        # and, but the last, the auxiliary nets at the boundary after it
+        numel = [sum(p.numel() for p in g) for g in wrapper.block_groups]
+        aux_numel = [
+            sum(p.numel() for p in block.parameters() if p.requires_grad)
+            for block in wrapper.aux.blocks
+        ] + [0]
+    finally:
+        del clone
+    med = {tag: statistics.median(r.get(tag, 0.0) for r in runs)
+           for tag in runs[0]}
+    forward = [med.get(f'block {i + 1}', 0.0) for i in range(n)]
+    per_element = med['step'] / max(sum(numel), 1)
+    times = dict(
+        pre=med['preprocess + stem'],
+        forward=forward,
+        aux=[max(0.0, med.get(f'aux {i + 1}', 0.0) - 2 * forward[i]) +
+             per_element * aux_numel[i] for i in range(n - 1)],
+        tail=max(0.0, med['tail forward'] + med['tail backward'] -
+                 2 * forward[-1]),
+        step=[per_element * (m - a) for m, a in zip(numel, aux_numel)])
+    return times, [units[i] for i in trainable]
+
+
+def time_balanced_ends(times: dict, num_blocks: int) -> Tuple[List[int],
+                                                            List[float]]:
+    """Positions (in the trainable units) of the blocks' last units, and
+    each block's predicted seconds per step."""
+    prefix = [0.0]
+    for f, s in zip(times['forward'], times['step']):
+        prefix.append(prefix[-1] + 3 * f + s)
+
+    def block(a, b, k, last):
+        extra = times['tail'] if last else times['aux'][b - 1]
+        return times['pre'] + prefix[b] - prefix[a] + extra
+
+    ends = minmax_ends(len(times['forward']), num_blocks, block)
+    starts = [0] + [e + 1 for e in ends]
+    stops = [e + 1 for e in ends] + [len(times['forward'])]
+    return ends, [
+        block(a, b, k, k == num_blocks - 1)
+        for k, (a, b) in enumerate(zip(starts, stops))
+    ]
+
+
+def plan_for_time(model: nn.Module, num_blocks: int, build_wrapper: Callable,
+                  batch_fn: Callable, img_scale, batch_size: int,
+                  cache_dir=None, cache_info=()) -> List[str]:
+    """Names of the blocks' last units, balanced by measured time. A
+    collective: rank 0 measures (or reads the cache), every rank gets its
+    answer."""
+    cache = BlockPlanCache(cache_dir) if cache_dir else None
+    key = plan_key(model, img_scale, num_blocks, 0, 'time',
+                   extra=[batch_size, *cache_info]) if cache else None
+    found = [None]
+    if get_rank() == 0:
+        names = cache.get(key) if cache else None
+        if names is None:
+            times, trainable = measure_unit_times(
+                model, build_wrapper, batch_fn(batch_size, img_scale))
+            ends, seconds = time_balanced_ends(times, num_blocks)
+            names = [trainable[e].name for e in ends]
+            print_log(
+                f'local learning: time-balanced blocks at {tuple(img_scale)}'
+                f' x {batch_size}: ending at {names}; predicted seconds per '
+                f'step {[round(s, 4) for s in seconds]}', logger='current')
+            if cache:
+                cache.put(key, names, img_scale=list(img_scale),
+                          num_blocks=num_blocks, by='time',
+                          model=type(model).__name__)
+        found = [names]
+    broadcast_object_list(found, src=0)
+    return list(found[0])
