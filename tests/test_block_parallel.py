@@ -203,3 +203,64 @@ def test_the_unsplit_samplers_give_every_rank_one_process_order(monkeypatch):
     monkeypatch.setattr(sampler_module, 'get_dist_info', lambda: (1, 2))
     assert len(list(DefaultSampler(data, shuffle=True, seed=3))) == 5
     assert list(BlockParallelSampler(data, shuffle=True, seed=3)) == single
+
+
+def test_refine_ends_moves_units_away_from_the_slowest_block():
+    from mmman.engine.time_balance import refine_ends
+    unit = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    calls = []
+
+    def measure(ends):  # block cost: its units, plus 2.5 at a boundary
+        calls.append(list(ends))
+        starts = [0] + [e + 1 for e in ends]
+        stops = [e + 1 for e in ends] + [len(unit)]
+        return [sum(unit[a:b]) + (2.5 if b < len(unit) else 0.0)
+                for a, b in zip(starts, stops)]
+
+    ends, times = refine_ends([4], len(unit), measure, budget=6)
+    assert ends == [2] and times == [5.5, 5.0]  # from [7.5, 3.0]
+    assert len(calls) <= 7
+    ends, _ = refine_ends([4], len(unit), measure, budget=1)
+    assert ends == [3]  # one measurement allowed: one step
+
+
+def test_time_balanced_ends_weigh_the_auxiliary_phase_and_the_tail():
+    from mmman.engine.time_balance import time_balanced_ends
+    times = dict(pre=0.0, forward=[1.0] * 6, step=[0.0] * 6,
+                 aux=[0.0, 0.0, 9.0, 0.0, 0.0], tail=0.0)
+    # 3 s per unit (forward and twice that backward): 3 | 3 units would
+    # be best, but a boundary after unit 2 costs 9 more
+    ends, seconds = time_balanced_ends(times, 2)
+    assert ends in ([1], [3]) and max(seconds) == pytest.approx(12.0)
+    times['tail'] = 6.0  # a heavy tail: the last block takes fewer units
+    ends, seconds = time_balanced_ends(times, 2)
+    assert ends == [3] and seconds == pytest.approx([12.0, 12.0])
+
+
+def test_the_time_plan_is_measured_once_and_cached(tmp_path, monkeypatch):
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    from mmman.engine import LocalOptimWrapperConstructor, time_balance
+    from mmman.local.plan_cache import CACHE_FILE
+    model = MODELS.build(Config.fromfile(CONFIG).model)
+    parallel = dict(type='blocks', balance='time', img_scale=(16, 16),
+                    batch_size=4, cache_dir=str(tmp_path))
+
+    def time_plan():
+        return LocalOptimWrapperConstructor(
+            dict(optimizer=dict(type='SGD', lr=0.1),
+                 local_cfg=dict(method='man++', num_blocks=3,
+                                parallel=parallel)))._time_plan(model)
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = time_plan()
+    assert cfg['num_blocks'] is None and len(cfg['boundaries']) == 2
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key  # a copy was timed
+    assert osp.isfile(osp.join(tmp_path, CACHE_FILE))
+
+    def measure_again(*args, **kwargs):
+        raise AssertionError('the cached plan was measured again')
+
+    monkeypatch.setattr(time_balance, 'measure_unit_times', measure_again)
+    assert time_plan()['boundaries'] == cfg['boundaries']  # e.g. --resume

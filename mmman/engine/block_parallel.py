@@ -35,6 +35,7 @@ sends its own output on, while block k-1's process already works on t+1.
   so every rank holds the trained model; a checkpoint is the plain host
   checkpoint plus each block's optimizer and auxiliary state.
 """
+import math
 import pickle
 import time
 from collections import deque
@@ -175,8 +176,10 @@ class TensorMeta:
 
 @dataclass(frozen=True)
 class _Slot:
-    """Where a sent tensor goes back into the skeleton."""
-    index: int
+    """Where a sent tensor goes back into the skeleton: its bucket (one
+    flat buffer per dtype) and offset there."""
+    bucket: int
+    offset: int
     meta: TensorMeta
 
 
@@ -217,16 +220,25 @@ class P2PChannel:
         self._inflight: deque = deque()
 
     def send(self, obj) -> None:
-        tensors: List[torch.Tensor] = []
+        buckets: Dict[torch.dtype, List[torch.Tensor]] = {}
+        sizes: Dict[torch.dtype, int] = {}
 
         def slot(t: torch.Tensor):
-            tensors.append(t.detach().contiguous())
-            return _Slot(len(tensors) - 1, TensorMeta.of(t))
+            group = buckets.setdefault(t.dtype, [])
+            offset = sizes.get(t.dtype, 0)
+            group.append(t.detach().reshape(-1))
+            sizes[t.dtype] = offset + t.numel()
+            return _Slot(list(buckets).index(t.dtype), offset,
+                         TensorMeta.of(t))
 
-        skeleton = pickle.dumps(map_tensors(obj, slot))
+        tree = map_tensors(obj, slot)
+        skeleton = pickle.dumps(
+            dict(tree=tree, buckets=[(d, sizes[d]) for d in buckets]))
         data = torch.frombuffer(bytearray(skeleton), dtype=torch.uint8)
         header = torch.tensor([data.numel()], dtype=torch.int64)
-        parts = [header.to(self.device), data.to(self.device)] + tensors
+        parts = [header.to(self.device), data.to(self.device)] + [
+            torch.cat(group) for group in buckets.values()
+        ]
         works = [dist.isend(t, self.peer, tag=self.tag) for t in parts]
         self._inflight.append((works, parts))
         while len(self._inflight) > self.depth:
@@ -251,23 +263,22 @@ class P2PChannel:
             data = torch.empty(int(header.item()), dtype=torch.uint8,
                                device=self.device)
             dist.recv(data, self.peer, tag=self.tag)
-            skeleton = pickle.loads(data.cpu().numpy().tobytes())
-            slots: List[_Slot] = []
-            _rebuild(skeleton, lambda s: slots.append(s)
-                     if isinstance(s, _Slot) else s)
-            tensors = {}
-            works = []
-            for s in slots:
-                t = torch.empty(s.meta.shape, dtype=s.meta.dtype,
-                                device=self.device)
-                tensors[s.index] = t
-                works.append(dist.irecv(t, self.peer, tag=self.tag))
-            for work in works:
+            message = pickle.loads(data.cpu().numpy().tobytes())
+            flat = [
+                torch.empty(n, dtype=dtype, device=self.device)
+                for dtype, n in message['buckets']
+            ]
+            for work in [dist.irecv(t, self.peer, tag=self.tag)
+                         for t in flat]:
                 work.wait()
-        return _rebuild(
-            skeleton, lambda s: tensors[s.index] if isinstance(s, _Slot)
-            else s)
 
+        def tensor(s):
+            if not isinstance(s, _Slot):
+                return s  # a placeholder's TensorMeta
+            n = math.prod(s.meta.shape)
+            return flat[s.bucket][s.offset:s.offset + n].view(s.meta.shape)
+
+        return _rebuild(message['tree'], tensor)
 
 
 class StageClock:

@@ -204,14 +204,16 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         return cfg, found
 
     def _sub_wrapper_builder(self, **local_cfg):
-        """``(model, num_blocks) -> optim wrapper`` of this config in one
-        process, ``local_cfg`` overridden (copies taken): what the budget
-        and time planners train to measure."""
+        """``(model, num_blocks, boundaries=None) -> optim wrapper`` of this
+        config in one process, ``local_cfg`` overridden (copies taken): what
+        the budget and time planners train to measure."""
         own, paramwise = self._own_cfg
 
-        def build_wrapper(model: nn.Module, num_blocks: int):
+        def build_wrapper(model: nn.Module, num_blocks=None,
+                          boundaries=None):
             cfg = dict(copy.deepcopy(own), local_cfg=dict(
-                self.local_cfg, **local_cfg, num_blocks=num_blocks))
+                self.local_cfg, **local_cfg, num_blocks=num_blocks,
+                boundaries=boundaries))
             wrapper = LocalOptimWrapperConstructor(
                 cfg, copy.deepcopy(paramwise))(model)
             wrapper.alone = True  # measured on one process
@@ -237,7 +239,7 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 "type='blocks', balance='time', img_scale=(H, W)).")
         names = plan_for_time(
             module, cfg['num_blocks'],
-            self._sub_wrapper_builder(parallel=None, boundaries=None),
+            self._sub_wrapper_builder(parallel=None),
             lambda n, size: synthetic_batch(module, n, size),
             tuple(parallel['img_scale']), parallel.get('batch_size', 2),
             cache_dir=parallel.get('cache_dir'),

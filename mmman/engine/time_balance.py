@@ -18,8 +18,14 @@ and image size, timed phase by phase
 * ``pre``: preprocessing and the stem, which every process runs.
 
 Block ``a..b`` then costs ``pre + 3 * sum(forward[a..b]) + aux[b]`` (the tail
-for the last block) plus the step of its parameters, and the boundaries minimise the largest block
-(:func:`~mmman.local.balance.minmax_ends`). Rank 0 measures and sends every
+for the last block) plus the step of its parameters, and the boundaries
+minimise the largest block (:func:`~mmman.local.balance.minmax_ends`). That
+model only approximates (backward is not exactly twice the forward, and a
+split after every unit runs differently), so the plan it picks is then
+refined on the plan itself: each block's time is measured (its forward, its
+auxiliary phase or the tail, its share of the step, ``pre``) and the slowest
+block gives one unit to a neighbour while that lowers the slowest block
+(:func:`refine_ends`, a few measurements). Rank 0 measures and sends every
 rank the plan, which is cached in the work dir: a resumed run keeps it.
 """
 import copy
@@ -97,6 +103,66 @@ def time_balanced_ends(times: dict, num_blocks: int) -> Tuple[List[int],
     ]
 
 
+def measure_block_times(model: nn.Module, build_wrapper: Callable,
+                        batch: dict, boundaries: List[str],
+                        steps: int = 3) -> List[float]:
+    """Seconds per step each block of the plan ending at ``boundaries``
+    would take on its own process (measured in one, median of ``steps``)."""
+    clone = copy.deepcopy(model)
+    try:
+        wrapper = build_wrapper(clone, boundaries=list(boundaries))
+        clone.train_step(copy.deepcopy(batch), wrapper)  # warm-up
+        runs = [dict(step_phases(clone, wrapper, batch))
+                for _ in range(steps)]
+        numel = [sum(p.numel() for p in g) for g in wrapper.block_groups]
+    finally:
+        del clone
+    med = {tag: statistics.median(r.get(tag, 0.0) for r in runs)
+           for tag in runs[0]}
+    k_last = len(boundaries)
+    found = []
+    for k in range(k_last + 1):
+        own = med.get(f'block {k + 1}', 0.0) + (
+            med['tail forward'] + med['tail backward'] if k == k_last else
+            med.get(f'aux {k + 1}', 0.0))
+        found.append(med['preprocess + stem'] + own +
+                     med['step'] * numel[k] / max(sum(numel), 1))
+    return found
+
+
+def refine_ends(ends: List[int], n: int, measure: Callable,
+                budget: int = 6) -> Tuple[List[int], List[float]]:
+    """Move one boundary by one position at a time, away from the slowest
+    block, while that lowers the slowest block (at most ``budget``
+    measurements). ``measure(ends) -> seconds per block``."""
+    best, times = list(ends), measure(ends)
+    tried = {tuple(best)}
+    while budget > 0:
+        slow = max(range(len(times)), key=times.__getitem__)
+        candidates = []
+        if slow < len(best):  # it gives its last unit to the next block
+            candidates.append(best[:slow] + [best[slow] - 1] +
+                              best[slow + 1:])
+        if slow > 0:  # it gives its first unit to the block before
+            candidates.append(best[:slow - 1] + [best[slow - 1] + 1] +
+                              best[slow:])
+        improved = False
+        for ends_ in candidates:
+            valid = all(0 <= e < n - 1 for e in ends_) and all(
+                a < b for a, b in zip(ends_, ends_[1:]))
+            if not valid or tuple(ends_) in tried or budget <= 0:
+                continue
+            tried.add(tuple(ends_))
+            budget -= 1
+            found = measure(ends_)
+            if max(found) < max(times):
+                best, times, improved = ends_, found, True
+                break
+        if not improved:
+            break
+    return best, times
+
+
 def plan_for_time(model: nn.Module, num_blocks: int, build_wrapper: Callable,
                   batch_fn: Callable, img_scale, batch_size: int,
                   cache_dir=None, cache_info=()) -> List[str]:
@@ -110,14 +176,19 @@ def plan_for_time(model: nn.Module, num_blocks: int, build_wrapper: Callable,
     if get_rank() == 0:
         names = cache.get(key) if cache else None
         if names is None:
-            times, trainable = measure_unit_times(
-                model, build_wrapper, batch_fn(batch_size, img_scale))
-            ends, seconds = time_balanced_ends(times, num_blocks)
+            batch = batch_fn(batch_size, img_scale)
+            times, trainable = measure_unit_times(model, build_wrapper, batch)
+            ends, _ = time_balanced_ends(times, num_blocks)
+            ends, seconds = refine_ends(
+                ends, len(trainable), lambda e: measure_block_times(
+                    model, build_wrapper, batch,
+                    [trainable[i].name for i in e]))
             names = [trainable[e].name for e in ends]
             print_log(
                 f'local learning: time-balanced blocks at {tuple(img_scale)}'
-                f' x {batch_size}: ending at {names}; predicted seconds per '
-                f'step {[round(s, 4) for s in seconds]}', logger='current')
+                f' x {batch_size}: ending at {names}; measured seconds per '
+                f'step of each block {[round(s, 4) for s in seconds]}',
+                logger='current')
             if cache:
                 cache.put(key, names, img_scale=list(img_scale),
                           num_blocks=num_blocks, by='time',
