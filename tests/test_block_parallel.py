@@ -57,18 +57,18 @@ def _env():
     return env
 
 
-def _parallel(work, nproc, options, *extra):
+def _parallel(work, nproc, options, *extra, config=CONFIG):
     out = subprocess.run(
-        ['bash', 'tools/dist_train.sh', CONFIG, str(nproc), '--work-dir',
+        ['bash', 'tools/dist_train.sh', config, str(nproc), '--work-dir',
          work, *extra, '--cfg-options', *options,
          'optim_wrapper.local_cfg.parallel.type=blocks'],
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     return out.returncode, out.stdout + out.stderr
 
 
-def _sequential(work, options):
+def _sequential(work, options, config=CONFIG):
     out = subprocess.run(
-        [sys.executable, 'tools/train.py', CONFIG, '--work-dir', work,
+        [sys.executable, 'tools/train.py', config, '--work-dir', work,
          '--cfg-options', *options],
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
@@ -145,6 +145,33 @@ def test_dgl_four_processes_train_the_sequential_weights(tmp_path, data):
     _assert_same_weights(
         _load(str(tmp_path / 'seq' / 'iter_3.pth'))['state_dict'],
         _load(str(tmp_path / 'par' / 'iter_3.pth'))['state_dict'])
+
+
+def test_detection_fpn_inputs_cross_from_block_1_to_the_last(tmp_path):
+    """Faster R-CNN's FPN reads layer1 and layer2, trained on block 1's
+    process: their outputs travel with the activations (real tensors)."""
+    from mmman.datasets import make_coco_shapes
+    root = make_coco_shapes(str(tmp_path / 'coco'), num_train=8, num_val=2,
+                            size=64) + '/'
+    config = osp.join(ROOT, 'configs', 'demo',
+                      'faster-rcnn_r18_fpn_man++-k4_600it_coco-shapes-128.py')
+    options = [
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=100',
+        'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2',
+        'optim_wrapper.local_cfg.num_blocks=2',
+        'optim_wrapper.local_cfg.method=dgl',
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}',
+        f'val_evaluator.ann_file={root}annotations/instances_val2017.json',
+        f'test_evaluator.ann_file={root}annotations/instances_val2017.json'
+    ]
+    _sequential(str(tmp_path / 'seq'), options, config=config)
+    rc, log = _parallel(str(tmp_path / 'par'), 2, options, config=config)
+    assert rc == 0, log[-4000:]
+    _assert_same_weights(
+        _load(str(tmp_path / 'seq' / 'iter_2.pth'))['state_dict'],
+        _load(str(tmp_path / 'par' / 'iter_2.pth'))['state_dict'])
 
 
 def test_a_world_size_that_is_not_k_stops_with_one_message(tmp_path, data):
