@@ -204,10 +204,13 @@ class P2PChannel:
     """Nested structures of tensors and plain values sent to / received
     from one peer with ``torch.distributed`` point-to-point.
 
-    A message is its skeleton (pickled: plain values, :class:`TensorMeta`,
-    the slots of the tensors) and then its tensors. Sends are ``isend``;
-    at most ``depth`` messages stay in flight (the oldest is waited for).
-    ``clock`` records the time spent waiting for the peer and receiving.
+    A message is a header (the skeleton's length, 0 for the previous
+    message's skeleton, the usual case), its skeleton (pickled: plain
+    values, :class:`TensorMeta`, the slots of the tensors) and one flat
+    buffer per dtype of its tensors. Sends are ``isend``; at most ``depth``
+    messages stay in flight (the oldest is waited for). The receiver posts
+    the next header's receive as soon as a message is in. ``clock`` records
+    the time spent waiting for the peer and receiving.
     """
 
     def __init__(self, peer: int, tag: int, device: torch.device,
@@ -218,6 +221,8 @@ class P2PChannel:
         self.depth = depth
         self.clock = clock
         self._inflight: deque = deque()
+        self._sent = self._received = None  # the last skeletons
+        self._header = None  # (work, tensor) of the next header
 
     def send(self, obj) -> None:
         buckets: Dict[torch.dtype, List[torch.Tensor]] = {}
@@ -234,9 +239,14 @@ class P2PChannel:
         tree = map_tensors(obj, slot)
         skeleton = pickle.dumps(
             dict(tree=tree, buckets=[(d, sizes[d]) for d in buckets]))
-        data = torch.frombuffer(bytearray(skeleton), dtype=torch.uint8)
-        header = torch.tensor([data.numel()], dtype=torch.int64)
-        parts = [header.to(self.device), data.to(self.device)] + [
+        parts = []
+        if skeleton != self._sent:
+            data = torch.frombuffer(bytearray(skeleton), dtype=torch.uint8)
+            parts = [data.to(self.device)]
+            self._sent = skeleton
+        header = torch.tensor([parts[0].numel() if parts else 0],
+                              dtype=torch.int64, device=self.device)
+        parts = [header] + parts + [
             torch.cat(group) for group in buckets.values()
         ]
         works = [dist.isend(t, self.peer, tag=self.tag) for t in parts]
@@ -255,15 +265,26 @@ class P2PChannel:
         while self._inflight:
             self._wait_oldest()
 
-    def recv(self):
+    def _post_header(self) -> None:
+        header = torch.empty(1, dtype=torch.int64, device=self.device)
+        self._header = (dist.irecv(header, self.peer, tag=self.tag), header)
+
+    def recv(self, ahead: bool = False):
+        """The next message; ``ahead``: another one follows (its header's
+        receive is posted now)."""
+        if self._header is None:
+            self._post_header()
+        work, header = self._header
         with self.clock.span('wait'):  # until the peer sends
-            header = torch.empty(1, dtype=torch.int64, device=self.device)
-            dist.recv(header, self.peer, tag=self.tag)
+            work.wait()
         with self.clock.span('recv'):
-            data = torch.empty(int(header.item()), dtype=torch.uint8,
-                               device=self.device)
-            dist.recv(data, self.peer, tag=self.tag)
-            message = pickle.loads(data.cpu().numpy().tobytes())
+            size = int(header.item())
+            if size:
+                data = torch.empty(size, dtype=torch.uint8,
+                                   device=self.device)
+                dist.recv(data, self.peer, tag=self.tag)
+                self._received = pickle.loads(data.cpu().numpy().tobytes())
+            message = self._received
             flat = [
                 torch.empty(n, dtype=dtype, device=self.device)
                 for dtype, n in message['buckets']
@@ -271,6 +292,9 @@ class P2PChannel:
             for work in [dist.irecv(t, self.peer, tag=self.tag)
                          for t in flat]:
                 work.wait()
+        self._header = None
+        if ahead:
+            self._post_header()
 
         def tensor(s):
             if not isinstance(s, _Slot):
@@ -279,6 +303,69 @@ class P2PChannel:
             return flat[s.bucket][s.offset:s.offset + n].view(s.meta.shape)
 
         return _rebuild(message['tree'], tensor)
+
+
+class SourceStream:
+    """A module's state sent after every step to one peer: a fixed layout
+    (the peer's copy of the module has the same tensors), so one flat
+    buffer per dtype goes out and the next state is received ahead
+    (:meth:`prefetch`) while the receiver trains."""
+
+    def __init__(self, peer: int, template: List[torch.Tensor],
+                 device: torch.device, depth: int, clock: 'StageClock'):
+        self.peer, self.device, self.depth, self.clock = (peer, device,
+                                                          depth, clock)
+        self.layout = [(t.dtype, t.shape) for t in template]
+        self.sizes: Dict[torch.dtype, int] = {}
+        for t in template:
+            self.sizes[t.dtype] = self.sizes.get(t.dtype, 0) + t.numel()
+        self._inflight: deque = deque()
+        self._pending = None
+
+    def send(self, tensors: List[torch.Tensor]) -> None:
+        flats = [
+            torch.cat([t.reshape(-1) for t in tensors if t.dtype == dtype])
+            for dtype in self.sizes
+        ]
+        self._inflight.append([
+            dist.isend(t, self.peer, tag=SOURCES) for t in flats
+        ] + flats)
+        while len(self._inflight) > self.depth:
+            self._wait_oldest()
+
+    def _wait_oldest(self) -> None:
+        with self.clock.span('send'):
+            for work in self._inflight.popleft():
+                if not isinstance(work, torch.Tensor):
+                    work.wait()
+
+    def flush(self) -> None:
+        while self._inflight:
+            self._wait_oldest()
+
+    def prefetch(self) -> None:
+        """Post the receive of the next state."""
+        if self._pending is None:
+            flats = [torch.empty(n, dtype=dtype, device=self.device)
+                     for dtype, n in self.sizes.items()]
+            self._pending = ([dist.irecv(t, self.peer, tag=SOURCES)
+                              for t in flats], flats)
+
+    def recv(self) -> List[torch.Tensor]:
+        self.prefetch()
+        works, flats = self._pending
+        self._pending = None
+        with self.clock.span('wait'):
+            for work in works:
+                work.wait()
+        by_dtype = dict(zip(self.sizes, flats))
+        offsets = dict.fromkeys(self.sizes, 0)
+        found = []
+        for dtype, shape in self.layout:
+            n, at = math.prod(shape), offsets[dtype]
+            found.append(by_dtype[dtype][at:at + n].view(shape))
+            offsets[dtype] = at + n
+        return found
 
 
 class StageClock:
@@ -337,15 +424,19 @@ class BlockPipeline:
         # rank sends it after every step; this rank sends its own first
         # unit to the block before when that block's eta'' follows it.
         self.eta = self._delayed_eta(stage)
-        self.source_in = None if self.eta is None else P2PChannel(
-            rank(stage + 1), SOURCES, device, depth, self.clock)
+        self.source_in = None if self.eta is None else SourceStream(
+            rank(stage + 1), module_state(plan.next_unit(stage).module),
+            device, depth, self.clock)
         self.source_out = None
         if stage > 0 and self._delayed_eta(stage - 1) is not None:
-            self.source_out = P2PChannel(rank(stage - 1), SOURCES, device,
-                                         depth, self.clock)
+            self.source_out = SourceStream(
+                rank(stage - 1),
+                module_state(plan.next_unit(stage - 1).module), device,
+                depth, self.clock)
         if self.eta is not None:
             self.eta.delayed.fed = True
         self.iters = 0  # steps this rank took
+        self.max_iters: Optional[int] = None  # of the run (set by its hook)
         self.received = 0  # source states it received
         self._payload = None
         self._outputs: Dict[int, object] = {}
@@ -391,7 +482,9 @@ class BlockPipeline:
 
     def _received(self) -> dict:
         if self._payload is None:
-            self._payload = self.prev.recv()
+            more = self.max_iters is not None and \
+                self.iters + 1 < self.max_iters
+            self._payload = self.prev.recv(ahead=more)
         return self._payload
 
     def _shadow(self, module: nn.Module):
@@ -462,6 +555,8 @@ class BlockPipeline:
     def _receive_source(self) -> None:
         self.eta.delayed.push(self.source_in.recv())
         self.received += 1
+        if self.received < self.iters:  # the peer sends it: ask ahead
+            self.source_in.prefetch()
 
     def drain(self) -> None:
         """Receive the source states sent up to this rank's step (before

@@ -79,6 +79,10 @@ class BlockParallelHook(Hook):
     """
     priority = 80  # ParamSchedulerHook: LOW (70); CheckpointHook: 90
 
+    def before_train(self, runner) -> None:
+        if _pipeline(runner) is not None:  # messages to expect
+            _pipeline(runner).max_iters = runner.max_iters
+
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
         if _pipeline(runner) is not None and _checkpoint_due(runner):
