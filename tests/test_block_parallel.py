@@ -201,7 +201,7 @@ def test_configs_that_cannot_run_block_parallel_are_refused(
             dict(optimizer=dict(type='SGD', lr=0.1), local_cfg=local_cfg))
 
 
-def test_the_runner_settings_of_a_block_parallel_config():
+def test_the_runner_settings_of_a_block_parallel_config(monkeypatch):
     from mmengine.config import Config
     from mmman.apis import configure_block_parallel
     from mmman.engine.block_parallel import BlockParallelError
@@ -216,6 +216,15 @@ def test_the_runner_settings_of_a_block_parallel_config():
     # every process reads the same batches
     assert cfg.train_dataloader.sampler.type == 'BlockParallelInfiniteSampler'
     assert cfg.train_dataloader.sampler.shuffle
+    assert cfg.train_dataloader.dataset.type == 'CustomDataset'  # rank 1
+    monkeypatch.setenv('RANK', '0')  # the last block's process loads nothing
+    cfg = Config.fromfile(CONFIG)
+    cfg.optim_wrapper.local_cfg.parallel = dict(type='blocks')
+    cfg.launcher = 'pytorch'
+    configure_block_parallel(cfg)
+    source = cfg.train_dataloader.dataset
+    assert source.type == 'BlockParallelBatchSource'
+    assert source.dataset.type == 'CustomDataset'
     cfg.train_dataloader.sampler = dict(type='RepeatAugSampler')
     with pytest.raises(BlockParallelError, match='RepeatAugSampler'):
         configure_block_parallel(cfg)

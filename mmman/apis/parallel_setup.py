@@ -1,4 +1,6 @@
 """Runner settings of a block-parallel run (``local_cfg.parallel``)."""
+import os
+
 from mmengine.config import Config
 
 from mmman.engine.block_parallel import UNSPLIT_SAMPLERS, BlockParallelError
@@ -9,7 +11,9 @@ from .balance_setup import pipeline_img_scale
 def configure_block_parallel(cfg: Config) -> bool:
     """With ``local_cfg.parallel``: the model wrapper that trains one block
     per process, a train sampler that gives every process the same batches
-    and :class:`~mmman.engine.BlockParallelHook` (the whole-model moments).
+    (block 1's loads them; the others, ``RANK`` != 1, get them with its
+    output and load nothing: :class:`BlockParallelBatchSource`) and
+    :class:`~mmman.engine.BlockParallelHook` (the whole-model moments).
     Returns whether it applied."""
     local_cfg = cfg.get('optim_wrapper', {}).get('local_cfg') or {}
     if local_cfg.get('parallel') is None:
@@ -34,6 +38,10 @@ def configure_block_parallel(cfg: Config) -> bool:
                 f'not the train sampler {kind}.')
         sampler['type'] = UNSPLIT_SAMPLERS[kind.split('.')[-1]]
     cfg.train_dataloader.sampler = sampler
+    if os.environ.get('RANK', '1') != '1':  # not block 1's process
+        cfg.train_dataloader.dataset = dict(
+            type='BlockParallelBatchSource',
+            dataset=cfg.train_dataloader.dataset)
     parallel = local_cfg['parallel']
     if parallel.get('balance') == 'time':  # measured at the run's size
         if parallel.get('img_scale') is None:

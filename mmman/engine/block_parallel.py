@@ -11,19 +11,22 @@ sends its own output on, while block k-1's process already works on t+1.
   last block (neck, heads, the model's loss), so what MMEngine does on rank 0
   (logging, saving) sees the model loss. The local losses of the blocks
   before it travel with the activations and are logged there.
-- **Data.** Every rank builds the whole model and reads the same batches (the
-  train sampler is not split over ranks: :class:`BlockParallelSampler`); its
-  optimizer holds only its block's parameters (:func:`own_params`).
+- **Data.** Every rank builds the whole model; its optimizer holds only its
+  block's parameters (:func:`own_params`). Block 1's rank loads the batches
+  (a train sampler not split over ranks: :class:`BlockParallelSampler`),
+  preprocesses them and sends them on with its output; the other ranks'
+  train datasets load nothing (:class:`BlockParallelBatchSource`).
 - **The forward pass of block k.** The units of earlier blocks are shadowed:
   each returns what block k-1 sent for it (a real, detached tensor for a unit
   whose output the backbone returns, e.g. an FPN input; zeros of the sent
   shape otherwise). Block k's first unit receives block k-1's output (its
   whole call, e.g. Swin's ``hw_shape``). At block k+1's first unit the local
   step runs as in one process, the message goes out and :class:`StageDone`
-  ends the forward pass. Only the stem runs on every rank.
+  ends the forward pass. The stem runs on every rank unless it is a unit.
 - **Transport.** ``torch.distributed`` point-to-point (gloo on CPU, NCCL on
-  GPU): a pickled skeleton of plain values and tensor shapes, then the
-  tensors, all ``isend``; at most ``depth`` messages in flight per rank.
+  GPU), all ``isend``: a header, a pickled skeleton of plain values and
+  tensor shapes (not resent when unchanged), one flat buffer per dtype
+  (:class:`P2PChannel`); at most ``depth`` messages in flight per channel.
 - **What needs the next block's weights.** MAN's eta'' is an EMA of block
   k+1's first unit: that unit's process sends its state after every step and
   eta'' follows it ``eta.ema_delay`` steps late (default 1;
@@ -49,7 +52,7 @@ import torch.nn as nn
 from mmengine.dataset import DefaultSampler, InfiniteSampler
 from mmengine.dist import get_rank, get_world_size
 from mmengine.logging import print_log
-from mmengine.registry import DATA_SAMPLERS, MODEL_WRAPPERS
+from mmengine.registry import DATA_SAMPLERS, DATASETS, MODEL_WRAPPERS
 
 from mmman.local.auxiliary import LocalAuxiliary
 from mmman.local.man import MomentumAuxNet, module_state
@@ -440,6 +443,7 @@ class BlockPipeline:
         self.received = 0  # source states it received
         self._payload = None
         self._outputs: Dict[int, object] = {}
+        self._batch = None  # the preprocessed batch (block 1 sends it on)
 
     def _delayed_eta(self, k: int) -> Optional[MomentumAuxNet]:
         if k >= self.num - 1:  # the last block has no auxiliary net
@@ -516,24 +520,35 @@ class BlockPipeline:
         def boundary(module, args, kwargs):
             s = self.stage
             terms = local_step(s, args, kwargs)
-            upstream = self._received() if s > 0 else dict(units={},
-                                                           losses=[])
+            upstream = self._received() if s > 0 else dict(
+                units={}, losses=[], batch=self._batch)
             units = {**upstream['units'], **self._outputs}
             self.next.send(
                 dict(args=map_tensors(args, torch.Tensor.detach),
                      kwargs=map_tensors(kwargs, torch.Tensor.detach),
                      units=units,
-                     losses=upstream['losses'] + [(s, terms)]))
+                     losses=upstream['losses'] + [(s, terms)],
+                     batch=upstream['batch']))
             raise StageDone
 
         return boundary
+
+    def batch(self, preprocess: Callable, data: dict) -> dict:
+        """The preprocessed batch this step trains on: block 1 preprocesses
+        the loaded one (and sends it on with its output); every other block
+        receives it (its own loader reads nothing:
+        :class:`BlockParallelBatchSource`)."""
+        if self.stage > 0:
+            return self._received()['batch']
+        self._batch = preprocess(data, True)
+        return self._batch
 
     def forget_batch(self) -> list:
         """End of a forward pass; returns the local loss terms ``[(k,
         terms)]`` of the blocks before that came with it (the last block
         logs them)."""
         losses = [] if self._payload is None else self._payload['losses']
-        self._payload, self._outputs = None, {}
+        self._payload, self._outputs, self._batch = None, {}, None
         return losses
 
     # ---------------------------------------------------------- a step
@@ -609,8 +624,9 @@ class BlockParallelModel(nn.Module):
             return self._train_step(data, optim_wrapper)
 
     def _train_step(self, data, optim_wrapper) -> dict:
+        pipeline = optim_wrapper.pipeline
         with optim_wrapper.optim_context(self.module):
-            data = self.module.data_preprocessor(data, True)
+            data = pipeline.batch(self.module.data_preprocessor, data)
             try:
                 losses = self.module._run_forward(data, mode='loss')
             except StageDone:
@@ -653,6 +669,33 @@ class BlockParallelInfiniteSampler(InfiniteSampler):
         super().__init__(*args, **kwargs)
         _unsplit(self)
         self.indices = self._indices_of_rank()
+
+
+@DATASETS.register_module()
+class BlockParallelBatchSource:
+    """The train dataset of a process that trains a block after the first:
+    as long as ``dataset`` (so its sampler and epochs match block 1's), but
+    it loads nothing: the batch comes, preprocessed, with block 1's output.
+
+    Args:
+        dataset (dict): The config's train dataset (built for its length
+            and meta information only).
+    """
+
+    def __init__(self, dataset: dict):
+        self.dataset = DATASETS.build(dataset) if isinstance(
+            dataset, dict) else dataset
+        self.metainfo = getattr(self.dataset, 'metainfo', {})
+
+    def full_init(self) -> None:
+        if hasattr(self.dataset, 'full_init'):
+            self.dataset.full_init()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return dict(index=index)
 
 
 UNSPLIT_SAMPLERS = {

@@ -27,7 +27,7 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 COLORS = dict(busy='#2e7d32', wait='#bdbdbd', recv='#1565c0',
-              send='#ef6c00', data='#fff176')
+              send='#ef6c00')
 
 
 def parse_args(argv=None):
@@ -107,7 +107,7 @@ def plot_timeline(timelines: list, warmup: int, window: int,
     iters = [s for s in ref['spans'] if s[0] == 'iter']
     lo = iters[min(warmup, len(iters) - window)][1]
     hi = iters[min(warmup + window, len(iters)) - 1][2]
-    fig, ax = plt.subplots(figsize=(10, 0.8 + 0.6 * len(timelines)))
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.6 * len(timelines)))
     rows = sorted(timelines, key=lambda t: t['block'])
     for y, t in enumerate(rows):
         spans = [s for s in t['spans'] if s[2] > lo and s[1] < hi]
@@ -126,10 +126,13 @@ def plot_timeline(timelines: list, warmup: int, window: int,
     ax.set_xlabel('seconds')
     handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS[k])
                for k in ('busy', 'wait', 'recv', 'send')]
+    handles.append(plt.Rectangle((0, 0), 1, 1, facecolor='white',
+                                 edgecolor='black', linewidth=0.5))
     ax.legend(handles, ['busy (train step)', 'waiting for the peer',
-                        'receiving', 'waiting for a send'],
-              loc='upper center', bbox_to_anchor=(0.5, -0.35), ncol=4,
-              fontsize=8)
+                        'receiving', 'waiting for a send',
+                        'outside the step (loading)'],
+              loc='upper center', bbox_to_anchor=(0.5, -0.5), ncol=5,
+              fontsize=7)
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
