@@ -171,7 +171,7 @@ def test_step_time_phases_splits_the_step_at_every_block():
     tags = [part.rsplit(' ', 1)[0] for part in line.split(' | ')[1:]]
     assert tags == ['preprocess + stem', 'block 1', 'aux 1', 'block 2',
                     'aux 2', 'block 3', 'aux 3', 'block 4', 'tail forward',
-                    'tail backward + step'], line
+                    'tail backward', 'step'], line
     total = float(line.split(' | ')[0].split()[2])
     parts = sum(float(p.rsplit(' ', 1)[1]) for p in line.split(' | ')[1:])
     assert abs(total - parts) < 0.02 and total > 0
