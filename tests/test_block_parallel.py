@@ -300,3 +300,32 @@ def test_the_time_plan_is_measured_once_and_cached(tmp_path, monkeypatch):
 
     monkeypatch.setattr(time_balance, 'measure_unit_times', measure_again)
     assert time_plan()['boundaries'] == cfg['boundaries']  # e.g. --resume
+
+
+def test_a_message_skeleton_takes_data_samples_apart_and_back():
+    """The batch travels with block 1's output: data samples are rebuilt
+    with their classes, meta information and tensors (sent as buffers)."""
+    import pickle
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    from mmman.engine.block_parallel import TensorMeta, _pack, _rebuild, _Slot
+    sample = DetDataSample(metainfo=dict(img_shape=(64, 48)))
+    sample.gt_instances = InstanceData(
+        metainfo=dict(note='x'), bboxes=torch.rand(3, 4),
+        labels=torch.tensor([1, 2, 0]))
+    sent = []
+
+    def slot(t):
+        sent.append(t)
+        return _Slot(0, len(sent) - 1, TensorMeta.of(t))
+
+    tree = pickle.loads(pickle.dumps(_pack(
+        dict(inputs=torch.zeros(1, 3, 4, 4), data_samples=[sample]), slot)))
+    assert len(sent) == 3  # inputs, bboxes, labels: none pickled
+    back = _rebuild(tree, lambda s: sent[s.offset])
+    got = back['data_samples'][0]
+    assert type(got) is DetDataSample and got.img_shape == (64, 48)
+    assert type(got.gt_instances) is InstanceData
+    assert got.gt_instances.note == 'x'
+    assert torch.equal(got.gt_instances.bboxes, sample.gt_instances.bboxes)
+    assert torch.equal(got.gt_instances.labels, sample.gt_instances.labels)
