@@ -180,6 +180,15 @@ def test_a_world_size_that_is_not_k_stops_with_one_message(tmp_path, data):
     assert rc != 0
     assert '3 blocks need 3 processes' in log
     assert 'tools/dist_train.sh CONFIG 3' in log
+    # one process (tools/train.py): the same message
+    out = subprocess.run(
+        [sys.executable, 'tools/train.py', CONFIG, '--work-dir',
+         str(tmp_path / 'one'), '--cfg-options',
+         *_options(data, 'dgl', 2, iters=1, save=1),
+         'optim_wrapper.local_cfg.parallel.type=blocks'],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert '2 blocks need 2 processes' in out.stderr + out.stdout
 
 
 @pytest.mark.parametrize('method, extra, message', [
@@ -207,9 +216,9 @@ def test_the_runner_settings_of_a_block_parallel_config(monkeypatch):
     from mmman.engine.block_parallel import BlockParallelError
     cfg = Config.fromfile(CONFIG)
     cfg.optim_wrapper.local_cfg.parallel = dict(type='blocks')
-    cfg.launcher = 'none'
-    with pytest.raises(BlockParallelError, match='dist_train.sh CONFIG K'):
-        configure_block_parallel(cfg)
+    cfg.launcher = 'none'  # e.g. tools/test.py: a plain model
+    assert not configure_block_parallel(cfg)
+    assert cfg.get('model_wrapper_cfg') is None
     cfg.launcher = 'pytorch'
     assert configure_block_parallel(cfg)
     assert cfg.model_wrapper_cfg.type == 'BlockParallelModel'
