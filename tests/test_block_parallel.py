@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from helpers import ROOT
+from helpers import ROOT, build
 from mmman.datasets import make_shapes_classification
 from mmman.utils.checkpoint import load_local_checkpoint
 
@@ -98,8 +98,7 @@ def test_dgl_two_processes_train_the_sequential_weights_and_resume(
     assert len(par['optimizer']['mmman_stages']) == 2
     # a plain host checkpoint: its weights load strictly into the model
     from mmengine.config import Config
-    from mmpretrain.registry import MODELS
-    model = MODELS.build(Config.fromfile(CONFIG).model)
+    model = build('mmpretrain', Config.fromfile(CONFIG).model)
     model.load_state_dict(par['state_dict'], strict=True)
 
     # resume at iteration 2: the same weights at iteration 4
@@ -284,10 +283,9 @@ def test_time_balanced_ends_weigh_the_auxiliary_phase_and_the_tail():
 
 def test_the_time_plan_is_measured_once_and_cached(tmp_path, monkeypatch):
     from mmengine.config import Config
-    from mmpretrain.registry import MODELS
     from mmman.engine import LocalOptimWrapperConstructor, time_balance
     from mmman.local.plan_cache import CACHE_FILE
-    model = MODELS.build(Config.fromfile(CONFIG).model)
+    model = build('mmpretrain', Config.fromfile(CONFIG).model)
     parallel = dict(type='blocks', balance='time', img_scale=(16, 16),
                     batch_size=4, cache_dir=str(tmp_path))
 
