@@ -12,7 +12,7 @@ waiting for a send) and, with ``--plot``, drawn for a few steady-state
 iterations.
 
     python tools/analysis_tools/block_parallel_speed.py \\
-        configs/mmpretrain/digits/resnet32_man++-k2-parallel_1xb64-coslr-10e_digits.py \\
+        configs/mmpretrain/digits/resnet32_man++-k8_1xb64-coslr-10e_digits.py \\
         --blocks 2 --cfg-options train_cfg.max_epochs=2 \\
         --plot docs/figures/block_parallel_timeline_digits.png
 """

@@ -8,7 +8,7 @@ K processes (``tools/dist_train.sh CONFIG K``, the default delay), and
 reports the final validation accuracy of both, paired by seed.
 
     python tools/analysis_tools/block_parallel_staleness.py \\
-        configs/mmpretrain/digits/resnet32_man++-k2-parallel_1xb64-coslr-10e_digits.py \\
+        configs/mmpretrain/digits/resnet32_man++-k8_1xb64-coslr-10e_digits.py \\
         --blocks 4 --seeds 0 1 2 3 4 --out work_dirs/staleness.jsonl
 """
 import argparse
