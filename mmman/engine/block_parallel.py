@@ -237,7 +237,33 @@ def _rebuild(obj, leaf: Callable):
     return obj
 
 
-class P2PChannel:
+class _BoundedSends:
+    """``isend`` works of one channel, at most ``depth`` messages in flight
+    (the oldest is waited for; its tensors are kept alive until then)."""
+
+    def __init__(self, depth: int, clock: 'StageClock'):
+        self.depth = depth
+        self.clock = clock
+        self._inflight: deque = deque()
+
+    def _sent(self, works: list, tensors: list) -> None:
+        self._inflight.append((works, tensors))
+        while len(self._inflight) > self.depth:
+            self._wait_oldest()
+
+    def _wait_oldest(self) -> None:
+        works, _ = self._inflight.popleft()
+        with self.clock.span('send'):
+            for work in works:
+                work.wait()
+
+    def flush(self) -> None:
+        """Wait until every sent message has been received."""
+        while self._inflight:
+            self._wait_oldest()
+
+
+class P2PChannel(_BoundedSends):
     """Nested structures of tensors and plain values sent to / received
     from one peer with ``torch.distributed`` point-to-point.
 
@@ -252,13 +278,11 @@ class P2PChannel:
 
     def __init__(self, peer: int, tag: int, device: torch.device,
                  depth: int, clock: 'StageClock'):
+        super().__init__(depth, clock)
         self.peer = peer
         self.tag = tag
         self.device = device
-        self.depth = depth
-        self.clock = clock
-        self._inflight: deque = deque()
-        self._sent = self._received = None  # the last skeletons
+        self._last_sent = self._received = None  # the last skeletons
         self._header = None  # (work, tensor) of the next header
 
     def send(self, obj) -> None:
@@ -277,30 +301,17 @@ class P2PChannel:
         skeleton = pickle.dumps(
             dict(tree=tree, buckets=[(d, sizes[d]) for d in buckets]))
         parts = []
-        if skeleton != self._sent:
+        if skeleton != self._last_sent:
             data = torch.frombuffer(bytearray(skeleton), dtype=torch.uint8)
             parts = [data.to(self.device)]
-            self._sent = skeleton
+            self._last_sent = skeleton
         header = torch.tensor([parts[0].numel() if parts else 0],
                               dtype=torch.int64, device=self.device)
         parts = [header] + parts + [
             torch.cat(group) for group in buckets.values()
         ]
-        works = [dist.isend(t, self.peer, tag=self.tag) for t in parts]
-        self._inflight.append((works, parts))
-        while len(self._inflight) > self.depth:
-            self._wait_oldest()
-
-    def _wait_oldest(self) -> None:
-        works, _ = self._inflight.popleft()
-        with self.clock.span('send'):
-            for work in works:
-                work.wait()
-
-    def flush(self) -> None:
-        """Wait until every sent message has been received."""
-        while self._inflight:
-            self._wait_oldest()
+        self._sent([dist.isend(t, self.peer, tag=self.tag) for t in parts],
+                   parts)
 
     def _post_header(self) -> None:
         header = torch.empty(1, dtype=torch.int64, device=self.device)
@@ -342,7 +353,7 @@ class P2PChannel:
         return _rebuild(message['tree'], tensor)
 
 
-class SourceStream:
+class SourceStream(_BoundedSends):
     """A module's state sent after every step to one peer: a fixed layout
     (the peer's copy of the module has the same tensors), so one flat
     buffer per dtype goes out and the next state is received ahead
@@ -350,13 +361,12 @@ class SourceStream:
 
     def __init__(self, peer: int, template: List[torch.Tensor],
                  device: torch.device, depth: int, clock: 'StageClock'):
-        self.peer, self.device, self.depth, self.clock = (peer, device,
-                                                          depth, clock)
+        super().__init__(depth, clock)
+        self.peer, self.device = peer, device
         self.layout = [(t.dtype, t.shape) for t in template]
         self.sizes: Dict[torch.dtype, int] = {}
         for t in template:
             self.sizes[t.dtype] = self.sizes.get(t.dtype, 0) + t.numel()
-        self._inflight: deque = deque()
         self._pending = None
 
     def send(self, tensors: List[torch.Tensor]) -> None:
@@ -364,21 +374,8 @@ class SourceStream:
             torch.cat([t.reshape(-1) for t in tensors if t.dtype == dtype])
             for dtype in self.sizes
         ]
-        self._inflight.append([
-            dist.isend(t, self.peer, tag=SOURCES) for t in flats
-        ] + flats)
-        while len(self._inflight) > self.depth:
-            self._wait_oldest()
-
-    def _wait_oldest(self) -> None:
-        with self.clock.span('send'):
-            for work in self._inflight.popleft():
-                if not isinstance(work, torch.Tensor):
-                    work.wait()
-
-    def flush(self) -> None:
-        while self._inflight:
-            self._wait_oldest()
+        self._sent([dist.isend(t, self.peer, tag=SOURCES) for t in flats],
+                   flats)
 
     def prefetch(self) -> None:
         """Post the receive of the next state."""

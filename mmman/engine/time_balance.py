@@ -43,23 +43,17 @@ from mmman.local.plan_cache import BlockPlanCache, plan_key
 from .step_phases import step_phases
 
 
-def measure_unit_times(model: nn.Module, build_wrapper: Callable,
-                       batch: dict, steps: int = 3) -> Tuple[dict,
-                                                            List[Unit]]:
-    """The time costs of ``model`` (median of ``steps`` steps after one
-    warm-up) and its trainable units. ``build_wrapper(model, num_blocks)``
-    builds the run's optim wrapper for ``model`` (copies taken)."""
-    units, _ = backbone_units(model)
-    trainable = [i for i, u in enumerate(units) if u.trainable]
-    n = len(trainable)
+def _median_phases(model: nn.Module, build_wrapper: Callable, batch: dict,
+                   steps: int, **plan) -> Tuple[dict, list, list]:
+    """Median seconds of each phase of ``steps`` training steps (after one
+    warm-up) of a copy of ``model`` under ``build_wrapper(copy, **plan)``,
+    and the parameter elements of each block and of its auxiliary nets."""
     clone = copy.deepcopy(model)
     try:
-        wrapper = build_wrapper(clone, n)
+        wrapper = build_wrapper(clone, **plan)
         clone.train_step(copy.deepcopy(batch), wrapper)  # warm-up
         runs = [dict(step_phases(clone, wrapper, batch))
                 for _ in range(steps)]
-        # K = n: block i holds unit i (the last also the neck and heads)
-        # and, but the last, the auxiliary nets at the boundary after it
         numel = [sum(p.numel() for p in g) for g in wrapper.block_groups]
         aux_numel = [
             sum(p.numel() for p in block.parameters() if p.requires_grad)
@@ -69,6 +63,22 @@ def measure_unit_times(model: nn.Module, build_wrapper: Callable,
         del clone
     med = {tag: statistics.median(r.get(tag, 0.0) for r in runs)
            for tag in runs[0]}
+    return med, numel, aux_numel
+
+
+def measure_unit_times(model: nn.Module, build_wrapper: Callable,
+                       batch: dict, steps: int = 3) -> Tuple[dict,
+                                                            List[Unit]]:
+    """The time costs of ``model`` (median of ``steps`` steps after one
+    warm-up) and its trainable units. ``build_wrapper(model, num_blocks)``
+    builds the run's optim wrapper for ``model`` (copies taken)."""
+    units, _ = backbone_units(model)
+    trainable = [i for i, u in enumerate(units) if u.trainable]
+    n = len(trainable)
+    # K = n: block i holds unit i (the last also the neck and heads) and,
+    # but the last, the auxiliary nets at the boundary after it
+    med, numel, aux_numel = _median_phases(model, build_wrapper, batch,
+                                           steps, num_blocks=n)
     forward = [med.get(f'block {i + 1}', 0.0) for i in range(n)]
     per_element = med['step'] / max(sum(numel), 1)
     times = dict(
@@ -108,17 +118,8 @@ def measure_block_times(model: nn.Module, build_wrapper: Callable,
                         steps: int = 3) -> List[float]:
     """Seconds per step each block of the plan ending at ``boundaries``
     would take on its own process (measured in one, median of ``steps``)."""
-    clone = copy.deepcopy(model)
-    try:
-        wrapper = build_wrapper(clone, boundaries=list(boundaries))
-        clone.train_step(copy.deepcopy(batch), wrapper)  # warm-up
-        runs = [dict(step_phases(clone, wrapper, batch))
-                for _ in range(steps)]
-        numel = [sum(p.numel() for p in g) for g in wrapper.block_groups]
-    finally:
-        del clone
-    med = {tag: statistics.median(r.get(tag, 0.0) for r in runs)
-           for tag in runs[0]}
+    med, numel, _ = _median_phases(model, build_wrapper, batch, steps,
+                                   boundaries=list(boundaries))
     k_last = len(boundaries)
     found = []
     for k in range(k_last + 1):
