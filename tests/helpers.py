@@ -3,6 +3,7 @@ import copy
 import importlib
 import json
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -264,3 +265,10 @@ def evaluate_with_host_alone(checkpoint, tmp_path, package, config, shrink,
     line = [ln for ln in out.stdout.splitlines() if ln.startswith('METRICS')]
     assert line, (out.stdout + out.stderr)[-3000:]
     return json.loads(line[0][len('METRICS'):])
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now (for a process group)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]

@@ -7,25 +7,18 @@ with one thread too, so that every reduction runs in the same order and the
 comparison can be bitwise)."""
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from helpers import ROOT, build
+from helpers import ROOT, build, free_port
 from mmman.datasets import make_shapes_classification
 from mmman.utils.checkpoint import load_local_checkpoint
 
 CONFIG = osp.join(ROOT, 'configs', 'demo',
                   'resnet20_man++-k4_1xb64-600it_shapes-cls-32x32.py')
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope='module')
@@ -51,7 +44,7 @@ def _options(data_root, method, num_blocks, iters=4, save=2):
 
 
 def _env():
-    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    env = dict(os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1')
     if not osp.exists(osp.join(ROOT, '.venv', 'bin', 'python')):
         env['PYTHON'] = sys.executable
     return env

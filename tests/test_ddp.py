@@ -10,7 +10,6 @@
   DDP does for the model alone.
 """
 import os
-import socket
 from unittest import mock
 
 import torch
@@ -18,7 +17,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 
-from helpers import build, local_wrapper, seg_batch, seg_model_cfg
+from helpers import (build, free_port, local_wrapper, seg_batch,
+                     seg_model_cfg)
 
 STEPS = 3
 GLOBAL_BATCH = 4
@@ -118,15 +118,9 @@ def _worker(rank, world, port, out_dir):
     dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_ddp(tmp_path):
     mp.spawn(
-        _worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+        _worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     rank0 = torch.load(tmp_path / '0.pth')
     rank1 = torch.load(tmp_path / '1.pth')
 

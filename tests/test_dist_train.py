@@ -3,29 +3,22 @@
 import os
 import os.path as osp
 import re
-import socket
 import subprocess
 import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, free_port
 from mmman.datasets import make_shapes_segmentation
 
 CONFIG = osp.join(ROOT, 'configs', 'demo',
                   'deeplabv3_r18-d8_man++-k4_300it_shapes-64x64.py')
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _bash(script, *args):
     """``bash tools/SCRIPT ARGS`` as a user runs it: with the README's
     .venv (the script's default) when this checkout has one."""
-    env = dict(os.environ, PORT=str(_free_port()))
+    env = dict(os.environ, PORT=str(free_port()))
     if not osp.exists(osp.join(ROOT, '.venv', 'bin', 'python')):
         env['PYTHON'] = sys.executable
     return subprocess.run(['bash', osp.join('tools', script), *args],

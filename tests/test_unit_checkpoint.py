@@ -340,8 +340,9 @@ def _ddp_worker(rank, world, port, out_dir):
 
 def test_ddp_with_checkpointed_blocks_equals_one_process(tmp_path):
     import torch.multiprocessing as mp
-    from test_ddp import _free_port, _make_wrapper, _model, _shard, _state
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2,
+    from helpers import free_port
+    from test_ddp import _make_wrapper, _model, _shard, _state
+    mp.spawn(_ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2,
              join=True)
     model = _model('GN', seed=100)
     wrapper = _make_wrapper(model, 'GN')  # not checkpointed

@@ -58,7 +58,7 @@ from mmengine.registry import DATA_SAMPLERS, DATASETS, MODEL_WRAPPERS
 from mmman.local.auxiliary import LocalAuxiliary
 from mmman.local.man import MomentumAuxNet, module_state
 from mmman.local.partition import BlockPlan
-from mmman.local.unit_trace import map_tensors
+from mmman.local.unit_trace import map_nested, map_tensors
 
 from .block_params import block_param_groups, tensor_owners
 from .ddp_sync import broadcast_coalesced
@@ -200,41 +200,32 @@ def _pack(obj, tensor: Callable):
     """``obj`` with ``tensor`` applied to every tensor in it, data samples
     taken apart (:class:`_Element`; pickling their tensors whole costs
     milliseconds a batch); tuples, lists and dicts rebuilt."""
-    if isinstance(obj, torch.Tensor):
-        return tensor(obj)
-    if isinstance(obj, BaseDataElement):
-        return _Element(type(obj), dict(obj.metainfo_items()),
-                        _pack(dict(obj.items()), tensor))
-    if isinstance(obj, (list, tuple)):
-        items = [_pack(o, tensor) for o in obj]
-        if isinstance(obj, list):
-            return items
-        if hasattr(obj, '_fields'):
-            return type(obj)(*items)
-        return type(obj)(items)
-    if isinstance(obj, dict):
-        return {k: _pack(v, tensor) for k, v in obj.items()}
-    return obj
+
+    def visit(node):
+        if isinstance(node, torch.Tensor):
+            return tensor(node)
+        if isinstance(node, BaseDataElement):
+            return _Element(type(node), dict(node.metainfo_items()),
+                            _pack(dict(node.items()), tensor))
+        return NotImplemented
+
+    return map_nested(obj, visit)
 
 
 def _rebuild(obj, leaf: Callable):
     """``obj`` with ``leaf`` applied to every :class:`_Slot` and
     :class:`TensorMeta` in it and its data samples put back together
     (tuples, lists, dicts rebuilt)."""
-    if isinstance(obj, (_Slot, TensorMeta)):
-        return leaf(obj)
-    if isinstance(obj, _Element):
-        return obj.cls(metainfo=obj.metainfo, **_rebuild(obj.data, leaf))
-    if isinstance(obj, (list, tuple)):
-        items = [_rebuild(o, leaf) for o in obj]
-        if isinstance(obj, list):
-            return items
-        if hasattr(obj, '_fields'):
-            return type(obj)(*items)
-        return type(obj)(items)
-    if isinstance(obj, dict):
-        return {k: _rebuild(v, leaf) for k, v in obj.items()}
-    return obj
+
+    def visit(node):
+        if isinstance(node, (_Slot, TensorMeta)):
+            return leaf(node)
+        if isinstance(node, _Element):
+            return node.cls(metainfo=node.metainfo,
+                            **_rebuild(node.data, leaf))
+        return NotImplemented
+
+    return map_nested(obj, visit)
 
 
 class _BoundedSends:

@@ -479,23 +479,37 @@ def cached_trace_units(backbone: nn.Module):
     return found
 
 
-def map_tensors(obj, fn=None):
-    """``obj`` rebuilt with new tuples / lists / dicts and ``fn`` applied to
-    every tensor (None: the same tensors). A unit that fills its input list
-    in place (HRNet's modules do) cannot then change what another call
-    sees."""
-    if isinstance(obj, torch.Tensor):
-        return obj if fn is None else fn(obj)
+def map_nested(obj, visit):
+    """``obj`` rebuilt with new tuples / lists / dicts (namedtuples and
+    ``torch.Size`` kept), ``visit(node)`` replacing every node it returns
+    something other than ``NotImplemented`` for (it may recurse itself)."""
+    found = visit(obj)
+    if found is not NotImplemented:
+        return found
     if isinstance(obj, (list, tuple)):
-        items = [map_tensors(o, fn) for o in obj]
+        items = [map_nested(o, visit) for o in obj]
         if isinstance(obj, list):
             return items
         if hasattr(obj, '_fields'):  # a namedtuple
             return type(obj)(*items)
         return type(obj)(items)  # tuple, torch.Size
     if isinstance(obj, dict):
-        return {k: map_tensors(v, fn) for k, v in obj.items()}
+        return {k: map_nested(v, visit) for k, v in obj.items()}
     return obj
+
+
+def map_tensors(obj, fn=None):
+    """``obj`` rebuilt with new tuples / lists / dicts and ``fn`` applied to
+    every tensor (None: the same tensors). A unit that fills its input list
+    in place (HRNet's modules do) cannot then change what another call
+    sees."""
+
+    def visit(node):
+        if not isinstance(node, torch.Tensor):
+            return NotImplemented
+        return node if fn is None else fn(node)
+
+    return map_nested(obj, visit)
 
 
 def first_tensor(obj) -> torch.Tensor:
