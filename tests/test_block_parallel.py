@@ -9,6 +9,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -226,6 +227,14 @@ def test_the_runner_settings_of_a_block_parallel_config(monkeypatch):
     source = cfg.train_dataloader.dataset
     assert source.type == 'BlockParallelBatchSource'
     assert source.dataset.type == 'CustomDataset'
+    assert 'loader' not in cfg.optim_wrapper.local_cfg.parallel
+    cfg = Config.fromfile(CONFIG)  # the time balance times block 1's loading
+    cfg.optim_wrapper.local_cfg.parallel = dict(type='blocks', balance='time')
+    cfg.launcher = 'pytorch'
+    configure_block_parallel(cfg)
+    loader = cfg.optim_wrapper.local_cfg.parallel.loader
+    assert loader.dataset.type == 'CustomDataset'
+    assert cfg.train_dataloader.dataset.type == 'BlockParallelBatchSource'
     cfg.train_dataloader.sampler = dict(type='RepeatAugSampler')
     with pytest.raises(BlockParallelError, match='RepeatAugSampler'):
         configure_block_parallel(cfg)
@@ -272,6 +281,29 @@ def test_time_balanced_ends_weigh_the_auxiliary_phase_and_the_tail():
     times['tail'] = 6.0  # a heavy tail: the last block takes fewer units
     ends, seconds = time_balanced_ends(times, 2)
     assert ends == [3] and seconds == pytest.approx([12.0, 12.0])
+    times.update(tail=0.0, aux=[0.0] * 5, load=6.0)  # block 1 also loads
+    ends, seconds = time_balanced_ends(times, 2)
+    assert ends == [1] and seconds == pytest.approx([12.0, 12.0])
+
+
+def test_loading_is_timed_per_batch_of_the_run():
+    """What block 1's process adds: ``batch_size`` samples read and
+    collated per batch (median of the batches after a warm-up)."""
+    from mmman.engine.time_balance import measure_loading
+    read = []
+
+    class Slow:
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            read.append(i)
+            time.sleep(0.004)
+            return dict(inputs=torch.zeros(1))
+
+    seconds = measure_loading(dict(dataset=Slow()), batch_size=3, batches=2)
+    assert read == [0, 1, 2, 3, 4, 0, 1, 2, 3]  # warm-up + 2 batches of 3
+    assert 3 * 0.004 <= seconds < 1.0
 
 
 def test_the_time_plan_is_measured_once_and_cached(tmp_path, monkeypatch):
@@ -329,3 +361,80 @@ def test_a_message_skeleton_takes_data_samples_apart_and_back():
     assert got.gt_instances.note == 'x'
     assert torch.equal(got.gt_instances.bboxes, sample.gt_instances.bboxes)
     assert torch.equal(got.gt_instances.labels, sample.gt_instances.labels)
+
+
+def _channel_messages():
+    """Messages exercising each path of the channel: the first (NEW), the
+    same layout with the same and with another skeleton (FIT), a smaller
+    batch (FIT in the posted room), a larger one, a new dtype and a long
+    skeleton (NEW: a filler, then their own sizes)."""
+    g = torch.Generator().manual_seed(0)
+    x = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
+    return [
+        dict(a=x(4, 8), meta='first'),
+        dict(a=x(4, 8), meta='first'),
+        dict(a=x(4, 8), meta='another skeleton'),
+        dict(a=x(2, 8), meta='a smaller batch'),
+        dict(a=x(6, 8), meta='a larger one'),
+        dict(a=x(6, 8), b=torch.arange(5), meta='a new dtype'),
+        dict(a=x(6, 8), b=torch.arange(5), meta='x' * 9000),
+        dict(a=x(3, 8), b=torch.arange(2), meta='fits again'),
+    ]
+
+
+def _channel_worker(rank, port, path):
+    import torch.distributed as dist
+    from mmman.engine.block_parallel import P2PChannel, StageClock
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                            rank=rank, world_size=2)
+    channel = P2PChannel(1 - rank, 1, torch.device('cpu'), 2, StageClock())
+    messages = _channel_messages()
+    if rank == 0:
+        parts, isend = [], dist.isend
+
+        def counted(*args, **kwargs):
+            parts[-1] += 1
+            return isend(*args, **kwargs)
+
+        dist.isend = counted
+        for message in messages:
+            parts.append(0)
+            channel.send(message)
+        channel.flush()
+        torch.save(parts, path + '.parts')
+    else:
+        got = []
+        for i in range(len(messages)):
+            message = channel.recv(ahead=i + 1 < len(messages))
+            got.append((message, channel._layout))
+        torch.save(got, path)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_the_channel_posts_receives_ahead_and_delivers_every_message(
+        tmp_path):
+    """Each message arrives whole, whatever fits the receives posted
+    ahead; the posted room only grows (a smaller batch fits it)."""
+    import torch.multiprocessing as mp
+    from mmman.engine.block_parallel import _Layout
+    path = str(tmp_path / 'received.pt')
+    mp.start_processes(_channel_worker, args=(free_port(), path), nprocs=2,
+                       start_method='spawn')
+    got = torch.load(path, weights_only=False)
+    # header, skeleton, buffers; a NEW message after the first also fills
+    # the receives posted for it (skeleton and buffers) with nothing
+    assert torch.load(path + '.parts') == [3, 3, 3, 3, 5, 6, 7, 4]
+    sent = _channel_messages()
+    for (message, _), expected in zip(got, sent):
+        assert message.keys() == expected.keys()
+        assert message['meta'] == expected['meta']
+        for key in set(expected) - {'meta'}:
+            assert torch.equal(message[key], expected[key])
+    layouts = [layout for _, layout in got]
+    grew = [i for i in range(1, len(layouts))
+            if layouts[i] != layouts[i - 1]]
+    assert grew == [4, 5, 6]  # larger, new dtype, long skeleton
+    assert layouts[-1].buckets == ((torch.float32, 48), (torch.int64, 5))
+    assert layouts[-1].skeleton >= 9000
+    assert isinstance(layouts[0], _Layout)

@@ -1,4 +1,5 @@
 """Runner settings of a block-parallel run (``local_cfg.parallel``)."""
+import copy
 import os
 
 from mmengine.config import Config
@@ -36,16 +37,19 @@ def configure_block_parallel(cfg: Config) -> bool:
                 f'not the train sampler {kind}.')
         sampler['type'] = UNSPLIT_SAMPLERS[kind.split('.')[-1]]
     cfg.train_dataloader.sampler = sampler
-    if os.environ.get('RANK', '1') != '1':  # not block 1's process
-        cfg.train_dataloader.dataset = dict(
-            type='BlockParallelBatchSource',
-            dataset=cfg.train_dataloader.dataset)
     parallel = local_cfg['parallel']
     if parallel.get('balance') == 'time':  # measured at the run's size
         if parallel.get('img_scale') is None:
             parallel['img_scale'] = pipeline_img_scale(cfg)
         parallel.setdefault('batch_size', cfg.train_dataloader.batch_size)
         parallel.setdefault('cache_dir', cfg.get('work_dir'))
+        parallel.setdefault('loader', dict(  # what block 1's process loads
+            dataset=copy.deepcopy(cfg.train_dataloader.dataset),
+            collate_fn=cfg.train_dataloader.get('collate_fn')))
+    if os.environ.get('RANK', '1') != '1':  # not block 1's process
+        cfg.train_dataloader.dataset = dict(
+            type='BlockParallelBatchSource',
+            dataset=cfg.train_dataloader.dataset)
     hooks = list(cfg.get('custom_hooks') or [])
     if not any(h.get('type') == 'BlockParallelHook' for h in hooks):
         cfg.custom_hooks = hooks + [dict(type='BlockParallelHook')]

@@ -22,7 +22,9 @@ sends its own output on, while block k-1's process already works on t+1.
   shape otherwise). Block k's first unit receives block k-1's output (its
   whole call, e.g. Swin's ``hw_shape``). At block k+1's first unit the local
   step runs as in one process, the message goes out and :class:`StageDone`
-  ends the forward pass. The stem runs on every rank unless it is a unit.
+  ends the forward pass. The stem (what runs before the backbone's first
+  unit) runs on block 1's rank only; the others return zeros shaped as
+  there.
 - **Transport.** ``torch.distributed`` point-to-point (gloo on CPU, NCCL on
   GPU), all ``isend``: a header, a pickled skeleton of plain values and
   tensor shapes (not resent when unchanged), one flat buffer per dtype
@@ -66,7 +68,7 @@ from .unit_checkpoint import shadowed_forwards
 
 ACTIVATIONS, SOURCES = 1, 2  # message tags
 PARALLEL_KEYS = ('type', 'depth', 'timeline', 'balance', 'img_scale',
-                 'batch_size', 'cache_dir')
+                 'batch_size', 'cache_dir', 'loader')
 
 
 class StageDone(Exception):
@@ -254,17 +256,55 @@ class _BoundedSends:
             self._wait_oldest()
 
 
+FIT, NEW = 0, 1  # a message in the posted receives / in new ones
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The receives a channel's receiver posts for the next message, known
+    to both ends: the skeleton's bytes and the elements of each dtype's
+    flat buffer. Capacities only grow (a smaller last batch fits)."""
+    skeleton: int
+    buckets: tuple  # ((dtype, elements), ...)
+
+    def fits(self, skeleton: int, buckets: list) -> bool:
+        return skeleton <= self.skeleton and len(buckets) == len(
+            self.buckets) and all(d == d_ and n <= n_ for (d, n), (
+                d_, n_) in zip(buckets, self.buckets))
+
+    def empty(self, device) -> List[torch.Tensor]:
+        return [torch.empty(self.skeleton, dtype=torch.uint8, device=device)
+                ] + [torch.empty(n, dtype=d, device=device)
+                     for d, n in self.buckets]
+
+    @staticmethod
+    def after(layout: Optional['_Layout'], skeleton: int,
+              buckets: list) -> '_Layout':
+        """The layout that holds ``layout`` and a message of ``skeleton``
+        bytes (0: the last one's) and ``buckets``."""
+        held = dict(layout.buckets) if layout else {}
+        room = layout.skeleton if layout else 0
+        if skeleton > room:
+            room = -(-skeleton * 5 // 4 // 4096) * 4096  # 25% more, 4 KiB
+        return _Layout(room, tuple((d, max(n, held.get(d, 0)))
+                                   for d, n in buckets))
+
+
 class P2PChannel(_BoundedSends):
     """Nested structures of tensors and plain values sent to / received
     from one peer with ``torch.distributed`` point-to-point.
 
-    A message is a header (the skeleton's length, 0 for the previous
-    message's skeleton, the usual case), its skeleton (pickled: plain
-    values, :class:`TensorMeta`, the slots of the tensors) and one flat
-    buffer per dtype of its tensors. Sends are ``isend``; at most ``depth``
-    messages stay in flight (the oldest is waited for). The receiver posts
-    the next header's receive as soon as a message is in. ``clock`` records
-    the time spent waiting for the peer and receiving.
+    A message is a header (FIT or NEW, the skeleton's length: 0 for the
+    previous message's skeleton, the usual case), its skeleton (pickled:
+    plain values, :class:`TensorMeta`, the slots of the tensors) and one
+    flat buffer per dtype of its tensors. The receiver posts the next
+    message's receives as soon as a message is in (:class:`_Layout`:
+    the last message's sizes), so it travels while the receiver trains; a
+    message that does not fit them (NEW: the first, or a larger one) fills
+    them with nothing and follows in receives of its own sizes. Sends are
+    ``isend``; at most ``depth`` messages stay in flight (the oldest is
+    waited for). ``clock`` records the time spent waiting for the peer and
+    receiving.
     """
 
     def __init__(self, peer: int, tag: int, device: torch.device,
@@ -274,7 +314,8 @@ class P2PChannel(_BoundedSends):
         self.tag = tag
         self.device = device
         self._last_sent = self._received = None  # the last skeletons
-        self._header = None  # (work, tensor) of the next header
+        self._layout: Optional[_Layout] = None  # what the receiver posts
+        self._pending = None  # (works, header, buffers) posted ahead
 
     def send(self, obj) -> None:
         buckets: Dict[torch.dtype, List[torch.Tensor]] = {}
@@ -289,51 +330,77 @@ class P2PChannel(_BoundedSends):
                          TensorMeta.of(t))
 
         tree = _pack(obj, slot)
-        skeleton = pickle.dumps(
-            dict(tree=tree, buckets=[(d, sizes[d]) for d in buckets]))
-        parts = []
-        if skeleton != self._last_sent:
-            data = torch.frombuffer(bytearray(skeleton), dtype=torch.uint8)
-            parts = [data.to(self.device)]
-            self._last_sent = skeleton
-        header = torch.tensor([parts[0].numel() if parts else 0],
-                              dtype=torch.int64, device=self.device)
-        parts = [header] + parts + [
-            torch.cat(group) for group in buckets.values()
-        ]
+        shape = [(d, sizes[d]) for d in buckets]
+        skeleton = pickle.dumps(dict(tree=tree, buckets=shape))
+        fresh = skeleton != self._last_sent
+        self._last_sent = skeleton
+        n_skel = len(skeleton) if fresh else 0
+        posted, filler = self._layout, []
+        if posted is not None and posted.fits(n_skel, shape):
+            kind, sizes_ = FIT, posted.buckets
+            text = torch.zeros(posted.skeleton, dtype=torch.uint8,
+                               device=self.device)
+        else:  # the posted receives get nothing; then its own sizes
+            kind, sizes_ = NEW, shape
+            filler = posted.empty(self.device) if posted else []
+            text = torch.empty(n_skel, dtype=torch.uint8, device=self.device)
+            self._layout = _Layout.after(posted, n_skel, shape)
+        if n_skel:
+            text[:n_skel] = torch.frombuffer(
+                bytearray(skeleton), dtype=torch.uint8).to(self.device)
+        flats = [torch.empty(n, dtype=d, device=self.device)
+                 for d, n in sizes_]
+        for (_, n), group, flat in zip(shape, buckets.values(), flats):
+            torch.cat(group, out=flat[:n])
+        header = torch.tensor([kind, n_skel], dtype=torch.int64,
+                              device=self.device)
+        parts = [header] + filler + ([text] if text.numel() else []) + flats
         self._sent([dist.isend(t, self.peer, tag=self.tag) for t in parts],
                    parts)
 
-    def _post_header(self) -> None:
-        header = torch.empty(1, dtype=torch.int64, device=self.device)
-        self._header = (dist.irecv(header, self.peer, tag=self.tag), header)
+    def _post(self) -> None:
+        """Post the next message's receives (header, and what fits the
+        layout)."""
+        header = torch.empty(2, dtype=torch.int64, device=self.device)
+        room = self._layout.empty(self.device) if self._layout else []
+        works = [dist.irecv(t, self.peer, tag=self.tag)
+                 for t in [header] + room]
+        self._pending = (works, header, room)
 
     def recv(self, ahead: bool = False):
-        """The next message; ``ahead``: another one follows (its header's
-        receive is posted now)."""
-        if self._header is None:
-            self._post_header()
-        work, header = self._header
+        """The next message; ``ahead``: another one follows (its receives
+        are posted now)."""
+        if self._pending is None:
+            self._post()
+        works, header, room = self._pending
+        self._pending = None
         with self.clock.span('wait'):  # until the peer sends
-            work.wait()
+            works[0].wait()
         with self.clock.span('recv'):
-            size = int(header.item())
-            if size:
-                data = torch.empty(size, dtype=torch.uint8,
-                                   device=self.device)
-                dist.recv(data, self.peer, tag=self.tag)
-                self._received = pickle.loads(data.cpu().numpy().tobytes())
-            message = self._received
-            flat = [
-                torch.empty(n, dtype=dtype, device=self.device)
-                for dtype, n in message['buckets']
-            ]
-            for work in [dist.irecv(t, self.peer, tag=self.tag)
-                         for t in flat]:
+            for work in works[1:]:
                 work.wait()
-        self._header = None
+            kind, n_skel = header.tolist()
+            if kind == NEW:
+                room = [torch.empty(n_skel, dtype=torch.uint8,
+                                    device=self.device)] if n_skel else []
+                if n_skel:
+                    dist.recv(room[0], self.peer, tag=self.tag)
+            if n_skel:
+                self._received = pickle.loads(
+                    room[0][:n_skel].cpu().numpy().tobytes())
+            message = self._received
+            if kind == NEW:
+                flat = [torch.empty(n, dtype=d, device=self.device)
+                        for d, n in message['buckets']]
+                for work in [dist.irecv(t, self.peer, tag=self.tag)
+                             for t in flat]:
+                    work.wait()
+                self._layout = _Layout.after(self._layout, n_skel,
+                                             message['buckets'])
+            else:
+                flat = room[1:]
         if ahead:
-            self._post_header()
+            self._post()
 
         def tensor(s):
             if not isinstance(s, _Slot):
@@ -460,12 +527,26 @@ class BlockPipeline:
                 depth, self.clock)
         if self.eta is not None:
             self.eta.delayed.fed = True
+        # eta'' steps owed (stepped or skipped), applied when eta'' is
+        # next used: its source then has a block's forward pass to arrive
+        self._eta_owed: deque = deque()
         self.iters = 0  # steps this rank took
         self.max_iters: Optional[int] = None  # of the run (set by its hook)
         self.received = 0  # source states it received
         self._payload = None
         self._outputs: Dict[int, object] = {}
         self._batch = None  # the preprocessed batch (block 1 sends it on)
+        # the stem: the backbone's top-level modules holding no unit that
+        # run before its first unit (block 1's rank records their outputs'
+        # shapes; the others return zeros of them instead of running it)
+        units = {id(u.module) for u in plan.units}
+        self._stem_candidates = [
+            (name, child) for name, child in model.get_submodule(
+                plan.backbone).named_children()
+            if not any(id(m) in units for m in child.modules())
+        ]
+        self._stem: Dict[str, list] = {}  # outputs' shapes, call by call
+        self._in_units = False  # the first unit has been entered
 
     def _delayed_eta(self, k: int) -> Optional[MomentumAuxNet]:
         if k >= self.num - 1:  # the last block has no auxiliary net
@@ -488,15 +569,27 @@ class BlockPipeline:
         """
         plan, s = self.plan, self.stage
         self._payload, self._outputs = None, {}
-        handles = []
+        self._stem, self._in_units = {}, False
+        handles = [plan.units[0].module.register_forward_pre_hook(
+            self._enter_units)]
+        stem = dict((id(m), name) for name, m in self._stem_candidates)
         if s > 0:
             first = plan.ends[s - 1] + 1
             stack.enter_context(shadowed_forwards(
                 [u.module for u in plan.units[:first]],
                 lambda module, forward: self._shadow(module)))
+            stack.enter_context(shadowed_forwards(
+                [m for _, m in self._stem_candidates],
+                lambda module, forward: self._shadow_stem(
+                    stem[id(module)], forward)))
             handles.append(plan.next_unit(s - 1).module.
                            register_forward_pre_hook(self._inject,
                                                      with_kwargs=True))
+        else:
+            handles += [
+                m.register_forward_hook(self._make_stem_recorder(name))
+                for name, m in self._stem_candidates
+            ]
         if not self.is_last:
             for i, unit in enumerate(plan.units):
                 if plan.block_of(i) == s:
@@ -524,6 +617,34 @@ class BlockPipeline:
 
         return forward
 
+    def _shadow_stem(self, name: str, forward: Callable):
+        """Before the first unit, a stem module's output only feeds it (a
+        block starts where nothing else crosses), which this rank shadows:
+        zeros of block 1's shapes stand in. Later calls run."""
+
+        def shadow(*args, **kwargs):
+            if self._in_units:
+                return forward(*args, **kwargs)
+            calls = self._stem.setdefault(name, [])
+            calls.append(None)
+            found = self._received()['stem'][name][len(calls) - 1]
+            return _rebuild(found, lambda m: torch.zeros(
+                m.shape, dtype=m.dtype, device=self.prev.device))
+
+        return shadow
+
+    def _make_stem_recorder(self, name: str):
+
+        def record(module, args, output):
+            if not self._in_units:
+                self._stem.setdefault(name, []).append(
+                    map_tensors(output, TensorMeta.of))
+
+        return record
+
+    def _enter_units(self, module, args):
+        self._in_units = True
+
     def _inject(self, module, args, kwargs):
         payload = self._received()
         return payload['args'], payload['kwargs']
@@ -541,16 +662,17 @@ class BlockPipeline:
 
         def boundary(module, args, kwargs):
             s = self.stage
+            self._catch_up_eta()
             terms = local_step(s, args, kwargs)
             upstream = self._received() if s > 0 else dict(
-                units={}, losses=[], batch=self._batch)
+                units={}, losses=[], batch=self._batch, stem=self._stem)
             units = {**upstream['units'], **self._outputs}
             self.next.send(
                 dict(args=map_tensors(args, torch.Tensor.detach),
                      kwargs=map_tensors(kwargs, torch.Tensor.detach),
                      units=units,
                      losses=upstream['losses'] + [(s, terms)],
-                     batch=upstream['batch']))
+                     batch=upstream['batch'], stem=upstream['stem']))
             raise StageDone
 
         return boundary
@@ -576,12 +698,22 @@ class BlockPipeline:
     # ---------------------------------------------------------- a step
     def after_step(self, stepped: bool) -> None:
         """After this rank's optimizer step: send this block's first unit
-        to the block before; move eta'' toward its delayed source."""
+        to the block before; owe eta'' its step toward the delayed source
+        (:meth:`_catch_up_eta`)."""
         self.iters += 1
         if self.source_out is not None:
             self.source_out.send(
                 module_state(self.plan.next_unit(self.stage - 1).module))
         if self.eta is not None:
+            self._eta_owed.append(stepped)
+
+    def _catch_up_eta(self) -> None:
+        """Move eta'' toward its delayed source once per owed step, as one
+        process does after each step. Done when eta'' is next used (or
+        saved), so the next block's state has this block's forward pass to
+        arrive instead of stalling the step: the same values."""
+        while self._eta_owed:
+            stepped = self._eta_owed.popleft()
             if not self.eta.delayed.states:
                 self._receive_source()
             if stepped:
@@ -599,6 +731,7 @@ class BlockPipeline:
         """Receive the source states sent up to this rank's step (before
         saving: the checkpoint then holds what a resumed run needs)."""
         if self.eta is not None:
+            self._catch_up_eta()
             while self.received < self.iters:
                 self._receive_source()
         for channel in (self.next, self.source_out):

@@ -33,6 +33,7 @@ Config (everything lives in ``optim_wrapper``)::
             backbone='backbone'))
 """
 import copy
+import functools
 import logging
 from typing import Optional
 
@@ -54,7 +55,7 @@ from mmman.tasks import (TaskTargets, default_aux_head, infer_num_classes,
 from .block_parallel import (BlockPipeline, check_world_size, own_params,
                              resolve_parallel_cfg, stage_of_rank)
 from .budget_planner import plan_for_budget
-from .time_balance import plan_for_time
+from .time_balance import measure_loading, plan_for_time
 from .optim_wrapper import LocalLearningMixin
 from .resume_signature import plan_signature
 from .unit_checkpoint import checkpoint_blocks
@@ -244,7 +245,11 @@ class LocalOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             tuple(parallel['img_scale']), parallel.get('batch_size', 2),
             cache_dir=parallel.get('cache_dir'),
             cache_info=[cfg['method'], repr(cfg['objective']),
-                        repr(cfg['aux_head']), repr(self.eta_cfg)])
+                        repr(cfg['aux_head']), repr(self.eta_cfg)],
+            load_fn=functools.partial(
+                measure_loading, parallel['loader'],
+                parallel.get('batch_size', 2)) if parallel.get('loader')
+            else None)
         return dict(cfg, num_blocks=None, boundaries=names)
 
     def __call__(self, model: nn.Module) -> OptimWrapper:

@@ -15,26 +15,32 @@ and image size, timed phase by phase
   backward;
 * ``step``: the optimizer step, shared by parameter elements (a process
   steps its block's units, and its auxiliary nets with ``aux``);
-* ``pre``: preprocessing and the stem, which every process runs.
+* ``pre``: preprocessing and the stem, which every process runs;
+* ``load``: loading a batch of the train dataset (:func:`measure_loading`),
+  which block 1's process alone does.
 
 Block ``a..b`` then costs ``pre + 3 * sum(forward[a..b]) + aux[b]`` (the tail
-for the last block) plus the step of its parameters, and the boundaries
+for the last block; ``load`` more for block 1) plus the step of its
+parameters, and the boundaries
 minimise the largest block (:func:`~mmman.local.balance.minmax_ends`). That
 model only approximates (backward is not exactly twice the forward, and a
 split after every unit runs differently), so the plan it picks is then
 refined on the plan itself: each block's time is measured (its forward, its
-auxiliary phase or the tail, its share of the step, ``pre``) and the slowest
-block gives one unit to a neighbour while that lowers the slowest block
+auxiliary phase or the tail, its share of the step, ``pre``, ``load``) and
+the slowest block gives one unit to a neighbour while that lowers it
 (:func:`refine_ends`, a few measurements). Rank 0 measures and sends every
 rank the plan, which is cached in the work dir: a resumed run keeps it.
 """
 import copy
+import functools
 import statistics
-from typing import Callable, List, Tuple
+import time
+from typing import Callable, List, Optional, Tuple
 
 import torch.nn as nn
 from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.logging import print_log
+from mmengine.registry import DATASETS, FUNCTIONS
 
 from mmman.local.balance import minmax_ends
 from mmman.local.partition import Unit, backbone_units
@@ -102,6 +108,8 @@ def time_balanced_ends(times: dict, num_blocks: int) -> Tuple[List[int],
 
     def block(a, b, k, last):
         extra = times['tail'] if last else times['aux'][b - 1]
+        if a == 0:  # block 1's process also loads the batches
+            extra += times.get('load', 0.0)
         return times['pre'] + prefix[b] - prefix[a] + extra
 
     ends = minmax_ends(len(times['forward']), num_blocks, block)
@@ -129,6 +137,26 @@ def measure_block_times(model: nn.Module, build_wrapper: Callable,
         found.append(med['preprocess + stem'] + own +
                      med['step'] * numel[k] / max(sum(numel), 1))
     return found
+
+
+def measure_loading(loader: dict, batch_size: int,
+                    batches: int = 3) -> float:
+    """Median seconds to load one batch of ``loader['dataset']`` (read,
+    transformed, collated with ``loader['collate_fn']``) after a warm-up
+    batch: what block 1's process does besides its block."""
+    dataset = loader['dataset']
+    if isinstance(dataset, dict):
+        dataset = DATASETS.build(dataset)
+    collate = dict(loader.get('collate_fn') or dict(type='pseudo_collate'))
+    collate = functools.partial(FUNCTIONS.get(collate.pop('type')),
+                                **collate)
+    found = []
+    for b in range(batches + 1):
+        start = time.perf_counter()
+        collate([dataset[(b * batch_size + i) % len(dataset)]
+                 for i in range(batch_size)])
+        found.append(time.perf_counter() - start)
+    return statistics.median(found[1:])
 
 
 def refine_ends(ends: List[int], n: int, measure: Callable,
@@ -166,10 +194,12 @@ def refine_ends(ends: List[int], n: int, measure: Callable,
 
 def plan_for_time(model: nn.Module, num_blocks: int, build_wrapper: Callable,
                   batch_fn: Callable, img_scale, batch_size: int,
-                  cache_dir=None, cache_info=()) -> List[str]:
-    """Names of the blocks' last units, balanced by measured time. A
-    collective: rank 0 measures (or reads the cache), every rank gets its
-    answer."""
+                  cache_dir=None, cache_info=(),
+                  load_fn: Optional[Callable] = None) -> List[str]:
+    """Names of the blocks' last units, balanced by measured time.
+    ``load_fn()``: seconds block 1's process spends loading a batch (added
+    to block 1). A collective: rank 0 measures (or reads the cache), every
+    rank gets its answer."""
     cache = BlockPlanCache(cache_dir) if cache_dir else None
     key = plan_key(model, img_scale, num_blocks, 0, 'time',
                    extra=[batch_size, *cache_info]) if cache else None
@@ -179,17 +209,21 @@ def plan_for_time(model: nn.Module, num_blocks: int, build_wrapper: Callable,
         if names is None:
             batch = batch_fn(batch_size, img_scale)
             times, trainable = measure_unit_times(model, build_wrapper, batch)
+            load = times['load'] = load_fn() if load_fn else 0.0
+
+            def measure(ends):
+                found = measure_block_times(model, build_wrapper, batch,
+                                            [trainable[i].name for i in ends])
+                return [found[0] + load] + found[1:]
+
             ends, _ = time_balanced_ends(times, num_blocks)
-            ends, seconds = refine_ends(
-                ends, len(trainable), lambda e: measure_block_times(
-                    model, build_wrapper, batch,
-                    [trainable[i].name for i in e]))
+            ends, seconds = refine_ends(ends, len(trainable), measure)
             names = [trainable[e].name for e in ends]
             print_log(
                 f'local learning: time-balanced blocks at {tuple(img_scale)}'
                 f' x {batch_size}: ending at {names}; measured seconds per '
-                f'step of each block {[round(s, 4) for s in seconds]}',
-                logger='current')
+                f'step of each block {[round(s, 4) for s in seconds]} (block '
+                f'1 with {load:.4f} s loading a batch)', logger='current')
             if cache:
                 cache.put(key, names, img_scale=list(img_scale),
                           num_blocks=num_blocks, by='time',

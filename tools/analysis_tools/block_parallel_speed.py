@@ -1,9 +1,12 @@
 """Throughput of block-parallel training against one process.
 
-Trains CONFIG twice with mmman's own tools, one thread per process:
-``tools/train.py`` (one process runs the K local blocks one after another)
-and ``tools/dist_train.sh CONFIG K`` with ``local_cfg.parallel`` (K
-processes, one block each, ``parallel.timeline=True``). The seconds per
+Trains CONFIG with mmman's own tools, one thread per process, ``--repeats``
+times each way, alternating: ``tools/dist_train.sh CONFIG K`` with
+``local_cfg.parallel`` (K processes, one block each,
+``parallel.timeline=True``) and ``tools/train.py`` (one process runs the
+same K local blocks one after another: with ``parallel.balance='time'`` the
+boundaries the parallel run chose, read from its plan cache, so both train
+the same split). The speed-up is the median of the repeats' ratios. The seconds per
 iteration are MMEngine's ``time`` (an iteration's wall clock, data loading
 included) of rank 0, which trains the last block: in steady state the
 pipeline's period. The first ``--warmup`` iterations are left out. Each
@@ -21,9 +24,12 @@ import glob
 import json
 import os
 import os.path as osp
+import shutil
 import statistics
 import subprocess
 import sys
+
+from mmman.local.plan_cache import CACHE_FILE
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 COLORS = dict(busy='#2e7d32', wait='#bdbdbd', recv='#1565c0',
@@ -41,6 +47,8 @@ def parse_args(argv=None):
     parser.add_argument('--window', type=int, default=4,
                         help='steady-state iterations drawn')
     parser.add_argument('--out', help='append the result (JSON line)')
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='pairs of runs, alternating')
     parser.add_argument('--skip-sequential', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         metavar='KEY=VALUE')
@@ -70,6 +78,19 @@ def _iter_times(work_dir: str, warmup: int) -> dict:
         s_per_iter=statistics.mean(r['time'] for r in rows),
         data_s=statistics.mean(r['data_time'] for r in rows),
         iters=len(rows))
+
+
+def _planned_boundaries(work_dir: str) -> list:
+    """The time-balanced boundaries the parallel run cached, or []."""
+    path = osp.join(work_dir, CACHE_FILE)
+    if not osp.isfile(path):
+        return []
+    entries = [e for e in json.load(open(path)).values()
+               if e.get('by') == 'time']
+    if len(entries) != 1:
+        raise SystemExit(f'{path}: expected one time-balanced plan, found '
+                         f'{len(entries)}')
+    return entries[0]['boundaries']
 
 
 def _timelines(work_dir: str) -> list:
@@ -151,28 +172,39 @@ def main(argv=None):
         'train_cfg.val_interval=1000000', *args.cfg_options
     ]
     result = dict(config=args.config, blocks=args.blocks,
-                  options=args.cfg_options)
+                  options=args.cfg_options, runs=[])
     os.makedirs(args.work_dir, exist_ok=True)
+    seq, par = base + '_one_process', base + '_parallel'
+    shutil.rmtree(par, ignore_errors=True)  # no plan cached by another run
+    for _ in range(args.repeats):
+        _run(['bash', 'tools/dist_train.sh', args.config, str(args.blocks),
+              '--work-dir', par, '--cfg-options', *common,
+              'optim_wrapper.local_cfg.parallel.type=blocks',
+              'optim_wrapper.local_cfg.parallel.timeline=True'],
+             dict(env, PORT=env.get('PORT', '29533')), par + '.log')
+        run = dict(parallel=_iter_times(par, args.warmup))
+        timelines = _timelines(par)
+        run['ranks'] = {f"block {t['block']}": _shares(t, args.warmup)
+                        for t in timelines}
+        boundaries = _planned_boundaries(par)
+        if boundaries:  # the same split in one process
+            result['boundaries'] = boundaries
+        if not args.skip_sequential:
+            split = ([
+                'optim_wrapper.local_cfg.num_blocks=None',
+                f'optim_wrapper.local_cfg.boundaries=[{",".join(boundaries)}]'
+            ] if boundaries else [])
+            _run([sys.executable, 'tools/train.py', args.config,
+                  '--work-dir', seq, '--cfg-options', *common, *split,
+                  'optim_wrapper.local_cfg.parallel=None'], env,
+                 seq + '.log')
+            run['one_process'] = _iter_times(seq, args.warmup)
+            run['speedup'] = (run['one_process']['s_per_iter'] /
+                              run['parallel']['s_per_iter'])
+        result['runs'].append(run)
     if not args.skip_sequential:
-        seq = base + '_one_process'
-        _run([sys.executable, 'tools/train.py', args.config, '--work-dir',
-              seq, '--cfg-options', *common,
-              'optim_wrapper.local_cfg.parallel=None'], env, seq + '.log')
-        result['one_process'] = _iter_times(seq, args.warmup)
-    par = base + '_parallel'
-    _run(['bash', 'tools/dist_train.sh', args.config, str(args.blocks),
-          '--work-dir', par, '--cfg-options', *common,
-          'optim_wrapper.local_cfg.parallel.type=blocks',
-          'optim_wrapper.local_cfg.parallel.timeline=True'],
-         dict(env, PORT=env.get('PORT', '29533')), par + '.log')
-    result['parallel'] = _iter_times(par, args.warmup)
-    timelines = _timelines(par)
-    result['ranks'] = {
-        f"block {t['block']}": _shares(t, args.warmup) for t in timelines
-    }
-    if 'one_process' in result:
-        result['speedup'] = (result['one_process']['s_per_iter'] /
-                             result['parallel']['s_per_iter'])
+        result['speedup'] = statistics.median(
+            r['speedup'] for r in result['runs'])
     if args.plot and timelines:
         plot_timeline(timelines, args.warmup, args.window, args.plot)
     print(json.dumps(result, indent=1))
