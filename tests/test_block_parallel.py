@@ -7,6 +7,7 @@ with one thread too, so that every reduction runs in the same order and the
 comparison can be bitwise)."""
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
@@ -94,6 +95,14 @@ def test_dgl_two_processes_train_the_sequential_weights_and_resume(
     from mmengine.config import Config
     model = build('mmpretrain', Config.fromfile(CONFIG).model)
     model.load_state_dict(par['state_dict'], strict=True)
+    # while it trained, block 2's process held block 2 and the head only
+    held = re.search(r"block 2's process holds (\d+) of the model's (\d+) "
+                     'parameter elements', log)
+    assert held, log[-3000:]
+    total = sum(p.numel() for p in model.parameters())
+    assert int(held[2]) == total and 0 < int(held[1]) < total
+    assert total - int(held[1]) >= sum(
+        p.numel() for p in model.backbone.layer1.parameters())
 
     # resume at iteration 2: the same weights at iteration 4
     resumed = tmp_path / 'resumed'
@@ -237,6 +246,12 @@ def test_the_runner_settings_of_a_block_parallel_config(monkeypatch):
     assert cfg.train_dataloader.dataset.type == 'BlockParallelBatchSource'
     cfg.train_dataloader.sampler = dict(type='RepeatAugSampler')
     with pytest.raises(BlockParallelError, match='RepeatAugSampler'):
+        configure_block_parallel(cfg)
+    cfg = Config.fromfile(CONFIG)  # an EMA of every parameter: not here
+    cfg.optim_wrapper.local_cfg.parallel = dict(type='blocks')
+    cfg.launcher = 'pytorch'
+    cfg.custom_hooks = [dict(type='mmdet.EMAHook', momentum=2e-4)]
+    with pytest.raises(BlockParallelError, match='EMAHook'):
         configure_block_parallel(cfg)
 
 
@@ -438,3 +453,37 @@ def test_the_channel_posts_receives_ahead_and_delivers_every_message(
     assert layouts[-1].buckets == ((torch.float32, 48), (torch.int64, 5))
     assert layouts[-1].skeleton >= 9000
     assert isinstance(layouts[0], _Layout)
+
+
+def test_each_process_frees_what_its_block_never_runs():
+    """Block 1's process frees block 2's units and the head; block 2's
+    frees block 1's units; both keep the stem (it runs before the first
+    unit) and their own block."""
+    from mmman.engine import LocalOptimWrapperConstructor
+    from mmman.engine.block_parallel import BlockPipeline
+    model = build('mmpretrain', dict(
+        type='ImageClassifier', backbone=dict(type='ResNet', depth=18),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=512)))
+    wrapper = LocalOptimWrapperConstructor(dict(
+        optimizer=dict(type='SGD', lr=0.1),
+        local_cfg=dict(method='dgl', num_blocks=2)))(model)
+    plan = wrapper.plan
+    names = {id(t): n for n, t in list(model.named_parameters()) +
+             list(model.named_buffers())}
+    first = {names[id(t)] for u in plan.block_units(0)
+             for t in u.module.parameters()}
+    second = {names[id(t)] for u in plan.block_units(1)
+              for t in u.module.parameters()}
+    shapes = {n: p.shape for n, p in model.named_parameters()}
+    for stage, own, other in ((0, first, second), (1, second, first)):
+        pipeline = BlockPipeline(plan, wrapper.aux, model, stage)
+        freed = {names[id(t)] for t in pipeline.unused_tensors()}
+        assert other <= freed and not own & freed
+        assert 'backbone.conv1.weight' not in freed  # the stem
+        assert ('head.fc.weight' in freed) == (stage == 0)
+        pipeline.release_unused()
+        for n, p in model.named_parameters():
+            assert p.numel() == (0 if n in freed else shapes[n].numel()), n
+        pipeline.hold_all()
+        assert all(p.shape == shapes[n] for n, p in model.named_parameters())

@@ -27,6 +27,13 @@ def configure_block_parallel(cfg: Config) -> bool:
             f'local_cfg.parallel needs model_wrapper_cfg=dict(type='
             f"'BlockParallelModel'), not {wrapper}.")
     cfg.model_wrapper_cfg = dict(type='BlockParallelModel')
+    for hook in cfg.get('custom_hooks') or []:
+        if str(hook.get('type', '')).split('.')[-1] == 'EMAHook':
+            raise BlockParallelError(
+                'local_cfg.parallel with EMAHook: it averages every parameter '
+                'of the model after each step, but each block-parallel '
+                "process trains and holds only its own block's. Remove the "
+                'EMAHook from custom_hooks or train in one process.')
     sampler = cfg.train_dataloader.get('sampler') or {}
     kind = sampler.get('type', 'DefaultSampler')
     if kind.split('.')[-1] not in UNSPLIT_SAMPLERS.values():

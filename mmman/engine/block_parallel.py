@@ -62,7 +62,7 @@ from mmman.local.man import MomentumAuxNet, module_state
 from mmman.local.partition import BlockPlan
 from mmman.local.unit_trace import map_nested, map_tensors
 
-from .block_params import block_param_groups, tensor_owners
+from .block_params import _tensors, block_param_groups, tensor_owners
 from .ddp_sync import broadcast_coalesced
 from .unit_checkpoint import shadowed_forwards
 
@@ -547,6 +547,9 @@ class BlockPipeline:
         ]
         self._stem: Dict[str, list] = {}  # outputs' shapes, call by call
         self._in_units = False  # the first unit has been entered
+        # freed while training (id: (tensor, shape)); None: all held
+        self._released: Optional[Dict[int, tuple]] = None
+        self._reported = False
 
     def _delayed_eta(self, k: int) -> Optional[MomentumAuxNet]:
         if k >= self.num - 1:  # the last block has no auxiliary net
@@ -568,6 +571,7 @@ class BlockPipeline:
         ``local_step(k, args, kwargs)``: the wrapper's local step.
         """
         plan, s = self.plan, self.stage
+        self.release_unused()
         self._payload, self._outputs = None, {}
         self._stem, self._in_units = {}, False
         handles = [plan.units[0].module.register_forward_pre_hook(
@@ -743,9 +747,63 @@ class BlockPipeline:
         self.iters = self.received = iters
 
     # ------------------------------------------------- the whole model
+    def unused_tensors(self) -> List[torch.Tensor]:
+        """The model's tensors this rank never uses while it trains: the
+        units of the other blocks (shadowed before this block, never reached
+        after it) and, but on the last block's rank, what lies outside the
+        backbone (neck, heads). Not the rest of the backbone (stem, the
+        units' tails, output layers) or the data preprocessor."""
+        plan, model = self.plan, self.model
+        backbone = model.get_submodule(plan.backbone)
+        in_units = {id(m) for u in plan.units for m in u.module.modules()}
+        keep = {id(t) for m in backbone.modules() if id(m) not in in_units
+                for t in _tensors(m, recurse=False)}
+        preprocessor = getattr(model, 'data_preprocessor', None)
+        if isinstance(preprocessor, nn.Module):
+            keep.update(id(t) for t in _tensors(preprocessor))
+        drop = [t for i, u in enumerate(plan.units)
+                if plan.block_of(i) != self.stage for t in _tensors(u.module)]
+        if not self.is_last:
+            inside = {id(t) for t in _tensors(backbone)}
+            drop += [t for t in _tensors(model) if id(t) not in inside]
+        own = {id(t) for i, u in enumerate(plan.units)
+               if plan.block_of(i) == self.stage for t in _tensors(u.module)}
+        found = {id(t): t for t in drop if id(t) not in keep | own}
+        return list(found.values())
+
+    def release_unused(self) -> None:
+        """Free :meth:`unused_tensors` (the other blocks' parameters and
+        buffers) until :meth:`sync_model` gives them back."""
+        if self._released is not None:
+            return
+        self._released = {}
+        for t in self.unused_tensors():
+            self._released[id(t)] = (t, t.shape)
+            t.data = torch.empty(0, dtype=t.dtype, device=t.device)
+        if not self._reported:
+            self._reported = True
+            held = sum(p.numel() for p in self.model.parameters())
+            freed = sum(math.prod(shape) for t, shape in
+                        self._released.values() if isinstance(
+                            t, nn.Parameter))
+            print_log(
+                f'block-parallel: block {self.stage + 1}\'s process holds '
+                f'{held} of the model\'s {held + freed} parameter elements '
+                'while it trains (the other blocks\' units, and before the '
+                'last block the neck and heads, are freed)',
+                logger='current')
+
+    def hold_all(self) -> None:
+        """Storage again for what :meth:`release_unused` freed (its values
+        come from the owners: :meth:`sync_model`)."""
+        for t, shape in (self._released or {}).values():
+            t.data = torch.empty(shape, dtype=t.dtype, device=t.device)
+        self._released = None
+
     def sync_model(self) -> None:
         """Every rank gets every block's trained tensors from its owner."""
         self.drain()
+        self.hold_all()
         owners = tensor_owners(self.plan, self.aux, self.model)
         tensors: List[List[torch.Tensor]] = [[] for _ in range(self.num)]
         for t in list(self.model.parameters()) + list(self.model.buffers()):
