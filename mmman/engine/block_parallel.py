@@ -62,7 +62,7 @@ from mmman.local.man import MomentumAuxNet, module_state
 from mmman.local.partition import BlockPlan
 from mmman.local.unit_trace import map_nested, map_tensors
 
-from .block_params import _tensors, block_param_groups, tensor_owners
+from .block_params import block_param_groups, module_tensors, tensor_owners
 from .ddp_sync import broadcast_coalesced
 from .unit_checkpoint import shadowed_forwards
 
@@ -545,7 +545,9 @@ class BlockPipeline:
                 plan.backbone).named_children()
             if not any(id(m) in units for m in child.modules())
         ]
-        self._stem: Dict[str, list] = {}  # outputs' shapes, call by call
+        # block 1's rank: its outputs' shapes, call by call; the others:
+        # the calls so far
+        self._stem: Dict[str, list] = {}
         self._in_units = False  # the first unit has been entered
         # freed while training (id: (tensor, shape)); None: all held
         self._released: Optional[Dict[int, tuple]] = None
@@ -757,17 +759,19 @@ class BlockPipeline:
         backbone = model.get_submodule(plan.backbone)
         in_units = {id(m) for u in plan.units for m in u.module.modules()}
         keep = {id(t) for m in backbone.modules() if id(m) not in in_units
-                for t in _tensors(m, recurse=False)}
+                for t in module_tensors(m, recurse=False)}
         preprocessor = getattr(model, 'data_preprocessor', None)
         if isinstance(preprocessor, nn.Module):
-            keep.update(id(t) for t in _tensors(preprocessor))
+            keep.update(id(t) for t in module_tensors(preprocessor))
         drop = [t for i, u in enumerate(plan.units)
-                if plan.block_of(i) != self.stage for t in _tensors(u.module)]
+                if plan.block_of(i) != self.stage
+                for t in module_tensors(u.module)]
         if not self.is_last:
-            inside = {id(t) for t in _tensors(backbone)}
-            drop += [t for t in _tensors(model) if id(t) not in inside]
+            inside = {id(t) for t in module_tensors(backbone)}
+            drop += [t for t in module_tensors(model) if id(t) not in inside]
         own = {id(t) for i, u in enumerate(plan.units)
-               if plan.block_of(i) == self.stage for t in _tensors(u.module)}
+               if plan.block_of(i) == self.stage
+               for t in module_tensors(u.module)}
         found = {id(t): t for t in drop if id(t) not in keep | own}
         return list(found.values())
 

@@ -28,21 +28,22 @@ def tensor_owners(plan: BlockPlan, aux: LocalAuxiliary,
         k = plan.block_of(i)
         unit_modules.add(id(unit.module))
         for module in (unit.module, ) + unit.tail:
-            for t in _tensors(module):
+            for t in module_tensors(module):
                 owner.setdefault(id(t), k)
     # The stem: what the backbone holds before its first unit.
     for module in model.get_submodule(plan.backbone).modules():
         if id(module) in unit_modules:
             break
-        for t in _tensors(module, recurse=False):
+        for t in module_tensors(module, recurse=False):
             owner.setdefault(id(t), 0)
     for k, block in enumerate(aux.blocks):
-        for t in _tensors(block):
+        for t in module_tensors(block):
             owner.setdefault(id(t), k)
     return owner
 
 
-def _tensors(module: nn.Module, recurse: bool = True):
+def module_tensors(module: nn.Module, recurse: bool = True):
+    """The parameters and buffers of ``module``."""
     return chain(module.parameters(recurse), module.buffers(recurse))
 
 

@@ -6,17 +6,18 @@ times each way, alternating: ``tools/dist_train.sh CONFIG K`` with
 ``parallel.timeline=True``) and ``tools/train.py`` (one process runs the
 same K local blocks one after another: with ``parallel.balance='time'`` the
 boundaries the parallel run chose, read from its plan cache, so both train
-the same split). The speed-up is the median of the repeats' ratios. The seconds per
-iteration are MMEngine's ``time`` (an iteration's wall clock, data loading
-included) of rank 0, which trains the last block: in steady state the
-pipeline's period. The first ``--warmup`` iterations are left out. Each
-rank's timeline is summed up (busy / waiting for its peer / receiving /
-waiting for a send) and, with ``--plot``, drawn for a few steady-state
-iterations.
+the same split). The speed-up is the median of the repeats' ratios. The
+seconds per iteration are MMEngine's ``time`` (an iteration's wall clock,
+data loading included) of rank 0, which trains the last block: in steady
+state the pipeline's period. The first ``--warmup`` iterations are left
+out. Each rank's timeline is summed up (busy / waiting for its peer /
+receiving / waiting for a send) and, with ``--plot``, drawn for a few
+steady-state iterations.
 
     python tools/analysis_tools/block_parallel_speed.py \\
         configs/mmpretrain/digits/resnet32_man++-k8_1xb64-coslr-10e_digits.py \\
-        --blocks 2 --cfg-options train_cfg.max_epochs=2 \\
+        --blocks 2 --cfg-options train_cfg.max_epochs=3 \\
+        optim_wrapper.local_cfg.parallel.balance=time \\
         --plot docs/figures/block_parallel_timeline_digits.png
 """
 import argparse
