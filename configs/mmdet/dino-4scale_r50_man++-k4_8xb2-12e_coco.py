@@ -10,4 +10,14 @@ _base_ = [
     'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py',
     '../_base_/mmman/mmdet_local.py'
 ]
-optim_wrapper = {{_base_.local_optim_wrapper}}
+optim_wrapper = dict(  # DINO's own clipping and an even split (its
+    # multi-scale choice of resizes fixes no size to balance at)
+    type='LocalOptimWrapper',
+    constructor='LocalOptimWrapperConstructor',
+    clip_grad=dict(max_norm=0.1, norm_type=2),
+    local_cfg=dict(
+        method='man++',
+        num_blocks=4,
+        momentum=0.995,
+        balance=None,
+        aux_head=dict(type='DenseDetAuxHead', loss_weight=0.1)))

@@ -1,5 +1,6 @@
 # A ViT-B/16 Faster R-CNN on COCO with MAN++ over transformer blocks: K=4
-# splits the 12 blocks 3|3|3|3 and eta copies the next transformer block.
+# places the 12 blocks by activation memory (the shared default; balance=None
+# splits them 3|3|3|3) and eta copies the next transformer block.
 # MMDet 3.3.0 ships no plain-ViT backbone (ViTDet lives in its projects/,
 # outside the package), so the backbone and the multi-scale neck are MMSeg's
 # registered VisionTransformer and MultiLevelNeck, inside MMDet's Faster
@@ -48,4 +49,5 @@ optim_wrapper = dict(
             'cls_token': dict(decay_mult=0.),
             'norm': dict(decay_mult=0.)
         }),
+    clip_grad={{_base_.local_optim_wrapper.clip_grad}},
     local_cfg={{_base_.local_optim_wrapper.local_cfg}})
