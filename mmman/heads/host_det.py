@@ -6,6 +6,7 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
 from .host_seg import tokens_to_map
+from .reduction import channel_reduction
 
 
 @MODELS.register_module()
@@ -20,7 +21,11 @@ class DenseDetAuxHead(BaseModule):
         in_channels (int): Channels of the block's (eta-transformed) features.
         num_classes (int): Number of classes.
         head (dict): Head config; ``in_channels`` and ``num_classes`` are
-            filled in, ``feat_channels`` defaults to ``min(in_channels, 128)``.
+            filled in, ``feat_channels`` defaults to ``min(in_channels, 128)``
+            (after the reduction).
+        reduce_channels (int, optional): A 1x1 conv-BN-ReLU first reduces
+            wider inputs to this many channels. Defaults to 64; ``None``
+            feeds the head the full width.
         loss_weight (float): Multiplies every loss of the head.
         tokens (bool): Inputs are ``(N, L, C)`` transformer tokens; they are
             laid on the patch grid of the padded batch first.
@@ -30,12 +35,15 @@ class DenseDetAuxHead(BaseModule):
                  in_channels: int,
                  num_classes: int,
                  head: Optional[dict] = None,
+                 reduce_channels: Optional[int] = 64,
                  loss_weight: float = 1.0,
                  tokens: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         self.tokens = tokens
         self.loss_weight = loss_weight
+        self.reduce, in_channels = channel_reduction(in_channels,
+                                                     reduce_channels)
         cfg = dict(type='mmdet.CenterNetHead')
         cfg.update(head or {})
         cfg.setdefault('feat_channels', min(in_channels, 128))
@@ -56,5 +64,5 @@ class DenseDetAuxHead(BaseModule):
              data_samples: Sequence) -> Dict[str, torch.Tensor]:
         if self.tokens:
             x = tokens_to_map(x, data_samples[0].batch_input_shape)
-        losses = self.head.loss((x, ), data_samples)
+        losses = self.head.loss((self.reduce(x), ), data_samples)
         return {k: v * self.loss_weight for k, v in losses.items()}

@@ -6,6 +6,8 @@ import torch
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
+from .reduction import channel_reduction
+
 
 def tokens_to_map(x: torch.Tensor, batch_input_shape) -> torch.Tensor:
     """(N, L, C) transformer tokens -> (N, C, h, w) map.
@@ -36,7 +38,11 @@ class DecodeAuxHead(BaseModule):
         in_channels (int): Channels of the block's (eta-transformed) features.
         num_classes (int): Number of classes.
         head (dict): Decode head config; ``in_channels``, ``num_classes``,
-            ``in_index`` and (if unset) ``channels`` are filled in.
+            ``in_index`` and (if unset) ``channels``, ``min(in_channels,
+            256)`` after the reduction, are filled in.
+        reduce_channels (int, optional): A 1x1 conv-BN-ReLU first reduces
+            wider inputs to this many channels. Defaults to 64; ``None``
+            feeds the head the full width.
         tokens (bool): Inputs are ``(N, L, C)`` transformer tokens.
     """
 
@@ -44,9 +50,12 @@ class DecodeAuxHead(BaseModule):
                  in_channels: int,
                  num_classes: int,
                  head: Optional[dict] = None,
+                 reduce_channels: Optional[int] = 64,
                  tokens: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
+        self.reduce, in_channels = channel_reduction(in_channels,
+                                                     reduce_channels)
         cfg = dict(
             type='mmseg.FCNHead',
             num_convs=1,
@@ -67,4 +76,4 @@ class DecodeAuxHead(BaseModule):
         if self.tokens:
             # The padded label map has the padded input's shape.
             x = tokens_to_map(x, data_samples[0].gt_sem_seg.shape)
-        return self.head.loss([x], data_samples, train_cfg={})
+        return self.head.loss([self.reduce(x)], data_samples, train_cfg={})
