@@ -33,6 +33,10 @@ def test_benchmark_tool_writes_table_json_and_plot(tmp_path):
                 'sec_per_iter', 'device'} <= set(r)
         assert r['peak_saved_bytes'] > 0 and r['peak_memory_bytes'] > 0
     assert results[0]['saved_ratio'] == 1.0
+    # MAN++ computes eta and the heads on top of E2E's convolutions
+    assert results[0]['flops'] > 0 and results[0]['flops_ratio'] == 1.0
+    assert results[1]['flops'] > results[0]['flops']
+    assert 'GFLOP' in proc.stdout
     assert results[1]['peak_saved_bytes'] < results[0]['peak_saved_bytes']
     assert osp.getsize(png) > 1000
     # Analytic bound: a local config's largest block alone, aux excluded.

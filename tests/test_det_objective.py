@@ -5,6 +5,7 @@ import torch
 
 from helpers import build, det_batch, det_model_cfg, local_wrapper
 from mmman.heads import DenseDetAuxHead, ImageClassAuxHead
+from mmman.utils.memory import SavedTensorsMeter
 
 
 def test_dense_head_is_centernet_on_the_box_centres():
@@ -37,6 +38,36 @@ def test_dense_head_loss_weight_scales_every_term():
         losses.append(head.loss(x, samples))
     for key, value in losses[0].items():
         torch.testing.assert_close(losses[1][key], value * 0.1)
+
+
+def _saved_and_input_grad(head, x, samples):
+    x = x.clone().requires_grad_()
+    with SavedTensorsMeter() as meter:
+        sum(head.loss(x, samples).values()).backward()
+    return meter.peak_bytes, x.grad
+
+
+def test_dense_head_reduces_wide_inputs_first():
+    model = build('mmdet', det_model_cfg())
+    samples = model.data_preprocessor(det_batch(size=64), True)['data_samples']
+    x = torch.randn(2, 64, 16, 16)
+    torch.manual_seed(0)
+    narrow = DenseDetAuxHead(in_channels=64, num_classes=3, reduce_channels=8)
+    full = DenseDetAuxHead(in_channels=64, num_classes=3,
+                           reduce_channels=None)
+    # CenterNet reads 8 channels (and is 8 wide) after a 1x1 conv-BN-ReLU
+    assert narrow.head.heatmap_head[0].in_channels == 8
+    assert narrow.reduce.conv.in_channels == 64
+    assert full.head.heatmap_head[0].in_channels == 64
+    assert isinstance(full.reduce, torch.nn.Identity)
+    # none by default, nor when the input is not wider
+    assert isinstance(DenseDetAuxHead(64, 3).reduce, torch.nn.Identity)
+    assert isinstance(DenseDetAuxHead(64, 3, reduce_channels=64).reduce,
+                      torch.nn.Identity)
+    narrow_bytes, grad = _saved_and_input_grad(narrow, x, samples)
+    full_bytes, _ = _saved_and_input_grad(full, x, samples)
+    assert grad.abs().sum() > 0  # the block is still trained through it
+    assert narrow_bytes < full_bytes / 2
 
 
 def test_dense_head_lays_vit_tokens_on_the_patch_grid():

@@ -4,6 +4,7 @@ import torch
 
 from helpers import build, local_wrapper, seg_batch, seg_model_cfg
 from mmman.heads import DecodeAuxHead, ImageClassAuxHead, tokens_to_map
+from mmman.utils.memory import SavedTensorsMeter
 
 
 @pytest.mark.parametrize('shape, length, grid', [
@@ -35,6 +36,25 @@ def test_decode_aux_head_is_mmseg_fcn_with_ignore_and_resize():
     assert set(losses) == {'loss_ce', 'acc_seg'}
     losses['loss_ce'].backward()
     assert x.grad.abs().sum() > 0
+
+
+def test_decode_aux_head_reduces_wide_inputs_first():
+    model = build('mmseg', seg_model_cfg())
+    samples = model.data_preprocessor(seg_batch(), True)['data_samples']
+    x = torch.randn(2, 128, 16, 16)  # stride 4: the head, not the loss
+    heads = [DecodeAuxHead(in_channels=128, num_classes=4, reduce_channels=r)
+             for r in (8, None)]
+    assert heads[0].head.convs[0].conv.in_channels == 8
+    assert heads[0].head.channels == 8
+    assert heads[1].head.convs[0].conv.in_channels == 128
+    saved = []
+    for head in heads:
+        y = x.clone().requires_grad_()
+        with SavedTensorsMeter() as meter:
+            head.loss(y, samples)['loss_ce'].backward()
+        assert y.grad.abs().sum() > 0
+        saved.append(meter.peak_bytes)
+    assert saved[0] < saved[1] / 2
 
 
 def test_per_block_heads():

@@ -83,6 +83,11 @@ def check_resumable(current: Optional[dict], saved: Optional[dict],
             extra = sorted(set(local) - aux_keys)[:3]
             diffs = ['auxiliary networks: missing in the checkpoint '
                      f'{missing}, not in this config {extra}']
+            if any('.reduce.' in key for key in aux_keys - set(local)):
+                diffs.append(
+                    'the checkpoint\'s auxiliary heads read their input '
+                    'without the 1x1 reduction: resume with the aux_head it '
+                    'was trained with (reduce_channels=None)')
         if not diffs:
             return
         diff = '; '.join(diffs)

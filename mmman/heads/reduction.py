@@ -11,11 +11,11 @@ def channel_reduction(in_channels: int,
     ``channels`` when that is narrower, else an identity.
 
     A dense host head's first 3x3 conv reads every input channel at the
-    block's resolution; on a ResNet-50 block output (512-2048 channels at
-    stride 8-32) the heads cost more than the block's own backward
-    (docs/benchmarks.md, "Cheaper auxiliary heads"). The 1x1 conv in front
-    costs ``in_channels x channels`` per pixel instead of ``9 x in_channels
-    x head width`` per branch.
+    block's resolution: on Faster R-CNN R50's block outputs (512-2048
+    channels at stride 8-32) the three CenterNet heads take 25% of E2E's
+    FLOPs (docs/benchmarks.md, "Where the time goes"). The 1x1 conv in
+    front costs ``in_channels x channels`` per pixel instead of ``9 x
+    in_channels x head width`` per branch.
     """
     if channels is None or channels >= in_channels:
         return nn.Identity(), in_channels

@@ -4,7 +4,10 @@ For every config: build the model (random weights, nothing downloaded), run
 ``--iters`` training iterations on synthetic inputs of ``--img-scale``, and
 report the peak bytes saved for backward, the peak memory of the process
 (CPU: VmHWM) or ``torch.cuda.max_memory_allocated`` (GPU), the median seconds
-per iteration and the ratios to the first config. The saved-tensor hooks add
+per iteration, the floating-point operations of one iteration (forward,
+backward and every recomputation, counted by ``torch.utils.flop_counter`` in
+one more iteration after the timed ones: a device-independent floor for the
+time ratios) and the ratios to the first config. The saved-tensor hooks add
 microseconds per saved tensor: negligible next to an iteration.
 Each config runs in a fresh process, so one config's memory never inflates
 the next one's peak.
@@ -26,6 +29,7 @@ import time
 
 import torch
 from mmengine.config import DictAction
+from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 MIB = 2**20
@@ -123,6 +127,8 @@ def measure(config, cfg_options, iters, warmup, batch_size, img_scale,
             times.append(time.perf_counter() - start)
         peaks.append(peak.peak_bytes)
         saved_peaks.append(saved.peak_bytes)
+    with FlopCounterMode(display=False) as flops:
+        model.train_step(copy.deepcopy(batch), wrapper)
     name = (torch.cuda.get_device_name(device)
             if device.type == 'cuda' else f'cpu ({os.cpu_count()} cores)')
     bound = analytic_bound(model, wrapper, batch, max(saved_peaks))
@@ -140,6 +146,7 @@ def measure(config, cfg_options, iters, warmup, batch_size, img_scale,
         peak_saved_bytes=max(saved_peaks),
         peak_memory_bytes=max(peaks),
         sec_per_iter=statistics.median(times),
+        flops=flops.get_total_flops(),
         device=name,
         **bound)
 
@@ -170,7 +177,7 @@ def _run_child(config, args):
 def table(results):
     first = results[0]
     rows = [('config', 'saved MiB', 'x', 'bound', 'process MiB', 'x',
-             'bound', 's/iter', 'x')]
+             'bound', 's/iter', 'x', 'GFLOP', 'x')]
     for r in results:
         rows.append((osp.basename(r['config']),
                      f"{r['peak_saved_bytes'] / MIB:.0f}",
@@ -179,7 +186,8 @@ def table(results):
                      f"{r['peak_memory_bytes'] / MIB:.0f}",
                      f"{r['memory_ratio']:.2f}",
                      f"{r['bound_memory_bytes'] / MIB:.0f}",
-                     f"{r['sec_per_iter']:.2f}", f"{r['time_ratio']:.2f}"))
+                     f"{r['sec_per_iter']:.2f}", f"{r['time_ratio']:.2f}",
+                     *_flops_cells(r)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ['  '.join(c.ljust(w) for c, w in zip(row, widths))
              for row in rows]
@@ -187,11 +195,18 @@ def table(results):
     return '\n'.join(lines) + f"\ndevice: {first['device']}"
 
 
+def _flops_cells(r):
+    if r.get('flops') is None:  # results of before the column
+        return '-', '-'
+    return f"{r['flops'] / 1e9:.0f}", f"{r['flops_ratio']:.2f}"
+
+
 def markdown(results) -> str:
     """Markdown table: measurements, ratios to the first row, bounds."""
     lines = [
         '| config | saved MiB | x | bound MiB | process MiB | x | bound MiB '
-        '| s/iter | x |', '|---|---|---|---|---|---|---|---|---|'
+        '| s/iter | x | GFLOP | x |',
+        '|---|---|---|---|---|---|---|---|---|---|---|'
     ]
     for r in results:
         name = osp.splitext(osp.basename(r['config']))[0]
@@ -200,7 +215,7 @@ def markdown(results) -> str:
             f"{r['saved_ratio']:.2f} | {r['bound_saved_bytes'] / MIB:.0f} | "
             f"{r['peak_memory_bytes'] / MIB:.0f} | {r['memory_ratio']:.2f} | "
             f"{r['bound_memory_bytes'] / MIB:.0f} | {r['sec_per_iter']:.1f} | "
-            f"{r['time_ratio']:.2f} |")
+            f"{r['time_ratio']:.2f} | {' | '.join(_flops_cells(r))} |")
     budgets = [r for r in results if r.get('memory_plan')]
     if budgets:
         lines += [
@@ -265,6 +280,10 @@ def main():
         r['saved_ratio'] = r['peak_saved_bytes'] / first['peak_saved_bytes']
         r['memory_ratio'] = r['peak_memory_bytes'] / first['peak_memory_bytes']
         r['time_ratio'] = r['sec_per_iter'] / first['sec_per_iter']
+        if r.get('flops') is not None and first.get('flops'):
+            r['flops_ratio'] = r['flops'] / first['flops']
+        else:
+            r['flops'] = None
     print(table(results))
     if args.out:
         with open(args.out, 'w') as f:
