@@ -184,3 +184,17 @@ def test_step_time_phases_splits_the_step_at_every_block():
     proc = run_python('tools/analysis_tools/step_time_phases.py', e2e,
                       '--img-scale', '64', '64', '--iters', '1')
     assert proc.returncode != 0 and 'end to end' in proc.stderr
+
+
+def test_compare_methods_records_a_run_without_its_metric_as_failed(
+        tmp_path):
+    tool = _compare_methods()
+    work = tmp_path / 'dgl_seed0'
+    (work / '20261205_000000' / 'vis_data').mkdir(parents=True)
+    (work / '20261205_000000' / 'vis_data' / 'scalars.json').write_text(
+        json.dumps({'loss': 1.0, 'step': 600}) + '\n')
+    (work / '.done').touch()  # trained, evaluated, but nothing detected
+    args = ('cfg.py', 'dgl', [], 0, str(tmp_path), 'coco/bbox_mAP')
+    assert tool.run(*args, train=False) is None
+    assert 'never logged' in (work / '.failed').read_text()
+    assert tool.run(*args, train=False) is None  # read back, not retrained

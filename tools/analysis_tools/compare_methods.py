@@ -15,8 +15,9 @@ Finished runs (a ``.done`` stamp in their work dir, written after training
 succeeded) are read, not redone, so an interrupted comparison resumes. A
 training that fails (e.g. mmman stops a diverged run on a non-finite local
 loss) is recorded as failed in a ``.failed`` stamp with its error line and
-shown as such; the other runs go on, and statistics use the seeds that
-finished. Remove the work dir to train it again.
+shown as such; so is a finished training whose log never reports the
+metric (a detector that detects nothing gets no bbox mAP from MMDet). The
+other runs go on, and statistics use the seeds that finished. Remove the work dir to train it again.
 
 ``--baseline NAME`` adds each variant's difference to that variant on the
 same seed, with its paired t statistic (|t| > 2.78 is p < 0.05, two-sided,
@@ -65,6 +66,10 @@ def parse_args():
     return parser.parse_args()
 
 
+class MetricMissingError(RuntimeError):
+    """A finished training whose log never reports the metric."""
+
+
 def last_metric(work_dir: str, metric: str) -> float:
     files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
                                       'scalars.json')))
@@ -77,7 +82,9 @@ def last_metric(work_dir: str, metric: str) -> float:
             if metric in record:
                 value = record[metric]
     if value is None:
-        raise RuntimeError(f'{metric} never logged in {files[-1]}')
+        raise MetricMissingError(f'{metric} never logged in {files[-1]} '
+                                 '(MMDet logs no bbox mAP when the model '
+                                 'detects nothing)')
     return float(value)
 
 
@@ -123,7 +130,13 @@ def run(config, name, options, seed, work_root, metric, threads=None,
             print(f'{work_dir}: failed: {message}', flush=True)
             return None
         open(stamp, 'w').close()
-    return last_metric(work_dir, metric)
+    try:
+        return last_metric(work_dir, metric)
+    except MetricMissingError as err:  # e.g. a detector that found nothing
+        with open(failed, 'w') as f:
+            f.write(f'finished, but {err}\n')
+        print(f'{work_dir}: failed: finished, but {err}', flush=True)
+        return None
 
 
 def paired_t(diffs) -> str:
