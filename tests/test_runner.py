@@ -220,7 +220,8 @@ def _train(tmp_path, seg_folder, name, work, **kwargs):
     (dict(method='man++', num_blocks=2), 'blocks: checkpoint'),
     (dict(method='dgl', num_blocks=3), 'method: checkpoint man++, config dgl'),
     (dict(method='e2e'), 'this config trains end to end'),
-    # a run of before the heads' 1x1 reduction, resumed with one
+    # a checkpoint of heads without the 1x1 reduction, resumed into heads
+    # with one
     (dict(method='man++', num_blocks=3,
           aux_head=dict(type='DecodeAuxHead', head=dict(dropout_ratio=0.0),
                         reduce_channels=4)),

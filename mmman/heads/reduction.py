@@ -12,10 +12,10 @@ def channel_reduction(in_channels: int,
 
     A dense host head's first 3x3 conv reads every input channel at the
     block's resolution: on Faster R-CNN R50's block outputs (512-2048
-    channels at stride 8-32) the three CenterNet heads take 25% of E2E's
-    FLOPs (docs/benchmarks.md, "Where the time goes"). The 1x1 conv in
-    front costs ``in_channels x channels`` per pixel instead of ``9 x
-    in_channels x head width`` per branch.
+    channels at stride 8-32) the CenterNet heads cost a quarter of E2E's
+    FLOPs per step (docs/benchmarks.md, "where a MAN++ step's time goes").
+    The 1x1 conv in front costs ``in_channels x channels`` per pixel
+    instead of ``9 x in_channels x head width`` per branch.
     """
     if channels is None or channels >= in_channels:
         return nn.Identity(), in_channels
