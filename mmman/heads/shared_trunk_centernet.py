@@ -1,0 +1,43 @@
+"""CenterNet with one 3x3 conv shared by its three branches."""
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+from mmdet.models.dense_heads import CenterNetHead
+from mmengine.registry import MODELS
+
+
+@MODELS.register_module()
+class SharedTrunkCenterNetHead(CenterNetHead):
+    """MMDet's ``CenterNetHead`` whose heatmap, size and offset branches share
+    their 3x3 conv.
+
+    The host head gives each branch its own ``3x3 conv (in -> feat) - ReLU -
+    1x1 conv``; on wide block outputs those three 3x3 convs are nearly all
+    of an auxiliary head's cost (on Faster R-CNN R50 MAN++ K=4, about a
+    quarter of E2E's FLOPs per step; docs/benchmarks.md). Here one
+    ``3x3 conv - ReLU`` feeds three 1x1 convs: the same receptive field and
+    hidden width for a third of the 3x3 work. Targets, losses and decoding
+    are the host's.
+
+    Args:
+        in_channels (int): Channels of the input feature map.
+        feat_channels (int): Channels of the shared hidden map.
+        **kwargs: The rest of ``CenterNetHead``'s arguments.
+    """
+
+    def __init__(self, in_channels: int, feat_channels: int, **kwargs):
+        # The host builds its branches from feat_channels (_build_head).
+        super().__init__(feat_channels, feat_channels, **kwargs)
+        self.trunk = nn.Sequential(
+            nn.Conv2d(in_channels, feat_channels, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True))
+
+    def _build_head(self, in_channels: int, feat_channels: int,
+                    out_channels: int) -> nn.Sequential:
+        """One branch: a 1x1 conv on the shared map (a Sequential, so the
+        host's ``init_weights`` finds its last conv)."""
+        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1))
+
+    def forward_single(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return super().forward_single(self.trunk(x))
