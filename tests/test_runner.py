@@ -242,6 +242,26 @@ def test_resume_with_another_plan_stops_with_one_message(
     assert 'load_from' in msg and 'cannot resume' in msg
 
 
+def test_resume_of_heads_with_a_3x3_conv_per_branch_names_the_host_head():
+    """A checkpoint of the CenterNet auxiliary heads from before they shared
+    their 3x3 conv: the message names the head to resume with."""
+    from mmman.engine.resume_signature import (PlanMismatchError,
+                                               check_resumable)
+    from mmman.heads import DenseDetAuxHead
+    from mmengine.registry import DefaultScope
+    signature = dict(method='man++', blocks=['backbone.layer2.0'])
+    with DefaultScope.overwrite_default_scope('mmdet'):  # as in a det run
+        old = DenseDetAuxHead(16, 3, head=dict(type='mmdet.CenterNetHead'))
+        new = DenseDetAuxHead(16, 3,
+                              head=dict(type='SharedTrunkCenterNetHead'))
+    saved = {f'aux.0.{k}': v for k, v in old.state_dict().items()}
+    keys = {f'aux.0.{k}' for k in new.state_dict()}
+    with pytest.raises(PlanMismatchError,
+                       match="head.type='mmdet.CenterNetHead'"):
+        check_resumable(signature, signature, saved, keys)
+    check_resumable(signature, signature, saved, set(saved))  # same heads
+
+
 def test_resume_of_an_e2e_checkpoint_into_man_stops_with_one_message(
         tmp_path, seg_folder):
     _train(tmp_path, seg_folder, 'e1', 'w', max_epochs=1, method='e2e')

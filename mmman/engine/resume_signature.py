@@ -17,6 +17,18 @@ class PlanMismatchError(RuntimeError):
     """A checkpoint's local-learning plan differs from the config's."""
 
 
+# Submodules a default auxiliary head gained since earlier checkpoints, and
+# how to resume those: the config did not change, the head's layout did.
+HEAD_LAYOUT_HINTS = {
+    '.reduce.': 'the checkpoint\'s auxiliary heads read their input without '
+    'the 1x1 reduction: resume with the aux_head it was trained with '
+    '(reduce_channels=None)',
+    '.trunk.': 'the checkpoint\'s CenterNet auxiliary heads have a 3x3 conv '
+    'per branch (the default until 2026-12-05): resume with '
+    'aux_head.head.type=\'mmdet.CenterNetHead\'',
+}
+
+
 def to_builtins(value):
     """``value`` with every mapping a ``dict`` and every sequence a
     ``list``, recursively (``ConfigDict`` and tuples included)."""
@@ -83,11 +95,10 @@ def check_resumable(current: Optional[dict], saved: Optional[dict],
             extra = sorted(set(local) - aux_keys)[:3]
             diffs = ['auxiliary networks: missing in the checkpoint '
                      f'{missing}, not in this config {extra}']
-            if any('.reduce.' in key for key in aux_keys - set(local)):
-                diffs.append(
-                    'the checkpoint\'s auxiliary heads read their input '
-                    'without the 1x1 reduction: resume with the aux_head it '
-                    'was trained with (reduce_channels=None)')
+            diffs += [
+                hint for part, hint in HEAD_LAYOUT_HINTS.items()
+                if any(part in key for key in aux_keys - set(local))
+            ]
         if not diffs:
             return
         diff = '; '.join(diffs)
