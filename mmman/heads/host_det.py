@@ -31,8 +31,9 @@ class DenseDetAuxHead(BaseModule):
             each branch its own.
         reduce_channels (int, optional): A 1x1 conv-BN-ReLU first reduces
             wider inputs to this many channels: cheaper (Faster R-CNN R50
-            MAN++ K=4 at 64: 0.83x of the step's FLOPs) but a weaker local
-            objective (docs/results.md, "Cheaper auxiliary heads?").
+            MAN++ K=4 at 64 with a conv per branch: 0.83x of the step's
+            FLOPs) but a weaker local objective (docs/results.md, "Cheaper
+            auxiliary heads?").
             Defaults to None: the head reads the full width.
         loss_weight (float): Multiplies every loss of the head.
         tokens (bool): Inputs are ``(N, L, C)`` transformer tokens; they are
