@@ -2,9 +2,11 @@
 image-level classifier."""
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from helpers import build, det_batch, det_model_cfg, local_wrapper
-from mmman.heads import DenseDetAuxHead, ImageClassAuxHead
+from mmman.heads import (DenseDetAuxHead, ImageClassAuxHead,
+                         SharedTrunkCenterNetHead)
 from mmman.utils.memory import SavedTensorsMeter
 
 
@@ -102,14 +104,12 @@ def test_either_objective_trains_its_heads(aux_head, loss_key):
 
 
 def _head_flops(head, x, samples):
-    from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as counter:
         sum(head.loss(x, samples).values()).backward()
     return counter.get_total_flops()
 
 
 def test_shared_trunk_head_is_centernet_with_one_3x3_conv():
-    from mmman.heads import SharedTrunkCenterNetHead
     model = build('mmdet', det_model_cfg())
     samples = model.data_preprocessor(det_batch(size=64), True)['data_samples']
     x = torch.randn(2, 32, 16, 16, requires_grad=True)

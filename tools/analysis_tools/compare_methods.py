@@ -17,7 +17,8 @@ training that fails (e.g. mmman stops a diverged run on a non-finite local
 loss) is recorded as failed in a ``.failed`` stamp with its error line and
 shown as such; so is a finished training whose log never reports the
 metric (a detector that detects nothing gets no bbox mAP from MMDet). The
-other runs go on, and statistics use the seeds that finished. Remove the work dir to train it again.
+other runs go on, and statistics use the seeds that finished. Remove the
+work dir to train it again.
 
 ``--baseline NAME`` adds each variant's difference to that variant on the
 same seed, with its paired t statistic (|t| > 2.78 is p < 0.05, two-sided,
