@@ -255,11 +255,33 @@ def test_resume_of_heads_with_a_3x3_conv_per_branch_names_the_host_head():
         new = DenseDetAuxHead(16, 3,
                               head=dict(type='SharedTrunkCenterNetHead'))
     saved = {f'aux.0.{k}': v for k, v in old.state_dict().items()}
-    keys = {f'aux.0.{k}' for k in new.state_dict()}
+    shapes = {f'aux.0.{k}': v.shape for k, v in new.state_dict().items()}
     with pytest.raises(PlanMismatchError,
                        match="head.type='mmdet.CenterNetHead'"):
-        check_resumable(signature, signature, saved, keys)
-    check_resumable(signature, signature, saved, set(saved))  # same heads
+        check_resumable(signature, signature, saved, shapes)
+    check_resumable(signature, signature, saved,  # same heads
+                    {k: v.shape for k, v in saved.items()})
+
+
+def test_resume_of_heads_of_another_width_names_the_tensor_and_the_width():
+    """Same keys, other shapes (a head's feat_channels changed): one
+    message naming a resized tensor, before any state is loaded."""
+    from mmman.engine.resume_signature import (PlanMismatchError,
+                                               check_resumable)
+    from mmman.heads import DenseDetAuxHead
+    from mmengine.registry import DefaultScope
+    signature = dict(method='man++', blocks=['backbone.layer2.0'])
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        wide = DenseDetAuxHead(16, 3, head=dict(feat_channels=16))
+        narrow = DenseDetAuxHead(16, 3, head=dict(feat_channels=8))
+    saved = {f'aux.0.{k}': v for k, v in wide.state_dict().items()}
+    shapes = {f'aux.0.{k}': v.shape for k, v in narrow.state_dict().items()}
+    assert set(saved) == set(shapes)
+    with pytest.raises(PlanMismatchError,
+                       match=r'5 tensors of another shape, e\.g\. aux\.0\.'
+                       r'head\.\S+ checkpoint \[3, 16, 1, 1\], config '
+                       r'\[3, 8, 1, 1\].*feat_channels'):
+        check_resumable(signature, signature, saved, shapes)
 
 
 def test_resume_of_an_e2e_checkpoint_into_man_stops_with_one_message(

@@ -494,7 +494,8 @@ class LocalLearningMixin:
             local = LocalAuxiliary.upgrade_keys(local)
         check_resumable(self.signature if self.aux is not None else None,
                         saved, local,
-                        set(self.aux.state_dict()) if self.aux else None)
+                        {k: v.shape for k, v in self.aux.state_dict().items()}
+                        if self.aux else None)
         if self.aux is not None:
             self.aux.load_state_dict(local)
             state_dict = split_legacy_no_decay_group(

@@ -62,7 +62,8 @@ def plan_signature(method: str, objective, eta_cfg: Optional[dict],
 
 
 def check_resumable(current: Optional[dict], saved: Optional[dict],
-                    local: Optional[dict], aux_keys: Optional[set]) -> None:
+                    local: Optional[dict],
+                    aux_shapes: Optional[dict]) -> None:
     """Raise one :class:`PlanMismatchError` when a checkpoint's plan is not
     this config's.
 
@@ -70,7 +71,8 @@ def check_resumable(current: Optional[dict], saved: Optional[dict],
         current (dict, optional): This config's signature (None: end to end).
         saved (dict, optional): The checkpoint's signature.
         local (dict, optional): The checkpoint's auxiliary state.
-        aux_keys (set, optional): This config's auxiliary state keys.
+        aux_shapes (dict, optional): This config's auxiliary state: key to
+            shape.
     """
     if local is None and current is None:
         return
@@ -90,6 +92,7 @@ def check_resumable(current: Optional[dict], saved: Optional[dict],
                 f'{key}: checkpoint {saved.get(key)}, config {current[key]}'
                 for key in current if saved.get(key) != current[key]
             ]
+        aux_keys = set(aux_shapes)
         if not diffs and set(local) != aux_keys:
             missing = sorted(aux_keys - set(local))[:3]
             extra = sorted(set(local) - aux_keys)[:3]
@@ -99,6 +102,17 @@ def check_resumable(current: Optional[dict], saved: Optional[dict],
                 hint for part, hint in HEAD_LAYOUT_HINTS.items()
                 if any(part in key for key in aux_keys - set(local))
             ]
+        if not diffs:
+            resized = [(k, tuple(local[k].shape), tuple(aux_shapes[k]))
+                       for k in sorted(aux_keys)
+                       if tuple(local[k].shape) != tuple(aux_shapes[k])]
+            if resized:
+                key, had, has = resized[0]
+                diffs = [f'auxiliary networks: {len(resized)} tensors of '
+                         f'another shape, e.g. {key} checkpoint {list(had)}, '
+                         f'config {list(has)}: resume with the aux_head it '
+                         'was trained with (its widths, e.g. '
+                         'head.feat_channels)']
         if not diffs:
             return
         diff = '; '.join(diffs)
