@@ -9,6 +9,11 @@ backward and every recomputation, counted by ``torch.utils.flop_counter`` in
 one more iteration after the timed ones: a device-independent floor for the
 time ratios) and the ratios to the first config. The saved-tensor hooks add
 microseconds per saved tensor: negligible next to an iteration.
+Every iteration starts from the same random seed; ``--fixed-weights``
+also holds the weights (learning rate 0, all the optimizer's work still
+done), so every config computes the same proposals and samples the same
+RoIs: a controlled comparison of step time where the cost of an op depends
+on its data (RoIAlign's adaptive sampling on the proposals' sizes).
 Each config runs in a fresh process, so one config's memory never inflates
 the next one's peak.
 
@@ -52,6 +57,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='result JSON')
     parser.add_argument('--plot', help='result bar plot (PNG)')
     parser.add_argument('--md', help='result table (markdown)')
+    parser.add_argument('--fixed-weights', action='store_true',
+                        help='learning rate 0: every config keeps the same '
+                        'weights, proposals and sampled RoIs')
     parser.add_argument('--from-json', action='store_true',
                         help='CONFIGS is one result JSON: only re-render it')
     parser.add_argument('--single', help=argparse.SUPPRESS)  # child mode
@@ -103,6 +111,12 @@ def analytic_bound(model, wrapper, batch, measured_saved) -> dict:
                 aux_saved_bytes=auxes, static_bytes=static)
 
 
+def _weights_checksum(model) -> float:
+    """One number that any optimizer step on the model changes."""
+    with torch.no_grad():
+        return sum(p.double().sum().item() for p in model.parameters())
+
+
 def measure(config, cfg_options, iters, warmup, batch_size, img_scale,
             device):
     """Measure one config in this process."""
@@ -114,10 +128,13 @@ def measure(config, cfg_options, iters, warmup, batch_size, img_scale,
     model, wrapper = build_for_measurement(config, cfg_options, device,
                                            img_scale)
     batch = synthetic_batch(model, batch_size, tuple(img_scale))
-    for _ in range(warmup):
+    checksum = _weights_checksum(model)
+    for i in range(warmup):
+        torch.manual_seed(i)  # the same samplers' draws in every config
         model.train_step(copy.deepcopy(batch), wrapper)
     times, peaks, saved_peaks = [], [], []
-    for _ in tqdm(range(iters), desc=osp.basename(config), leave=False):
+    for i in tqdm(range(iters), desc=osp.basename(config), leave=False):
+        torch.manual_seed(warmup + i)
         data = copy.deepcopy(batch)
         with PeakMemory(device) as peak, SavedTensorsMeter() as saved:
             start = time.perf_counter()
@@ -127,6 +144,8 @@ def measure(config, cfg_options, iters, warmup, batch_size, img_scale,
             times.append(time.perf_counter() - start)
         peaks.append(peak.peak_bytes)
         saved_peaks.append(saved.peak_bytes)
+    weights_held = _weights_checksum(model) == checksum
+    torch.manual_seed(warmup + iters)
     with FlopCounterMode(display=False) as flops:
         model.train_step(copy.deepcopy(batch), wrapper)
     name = (torch.cuda.get_device_name(device)
@@ -147,6 +166,7 @@ def measure(config, cfg_options, iters, warmup, batch_size, img_scale,
         peak_memory_bytes=max(peaks),
         sec_per_iter=statistics.median(times),
         flops=flops.get_total_flops(),
+        weights_held=weights_held,
         device=name,
         **bound)
 
@@ -160,8 +180,11 @@ def _run_child(config, args):
            '--img-scale', *map(str, args.img_scale)]
     if args.device:
         cmd += ['--device', args.device]
+    options = dict(args.cfg_options or {})
+    if args.fixed_weights:
+        options['optim_wrapper.optimizer.lr'] = 0.0
     env = dict(os.environ, MMMAN_BENCH_OPTIONS=json.dumps(
-        args.cfg_options or {}))  # parsed values, types kept
+        options))  # parsed values, types kept
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, env=env)
     if proc.returncode != 0:  # keep the other configs' results
         os.remove(out)
