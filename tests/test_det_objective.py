@@ -137,3 +137,35 @@ def test_shared_trunk_head_is_centernet_with_one_3x3_conv():
     # a third of the 3x3 work, forward and backward
     flops = _head_flops(shared, x, samples), _head_flops(host, x, samples)
     assert flops[0] < 0.4 * flops[1]
+
+
+def test_separable_trunk_is_the_depthwise_then_pointwise_conv():
+    """separable=True: the same losses as a dense 3x3 trunk whose kernel
+    is the depthwise kernel times the pointwise weights, at a fraction of
+    the work."""
+    model = build('mmdet', det_model_cfg())
+    samples = model.data_preprocessor(det_batch(size=64), True)['data_samples']
+    x = torch.randn(2, 64, 16, 16, requires_grad=True)
+    torch.manual_seed(0)
+    sep = DenseDetAuxHead(64, 3, head=dict(separable=True))
+    dense = DenseDetAuxHead(64, 3)
+    dw = sep.head.trunk.depthwise_conv.conv
+    pw = sep.head.trunk.pointwise_conv.conv
+    assert dw.groups == 64 and dw.kernel_size == (3, 3) and \
+        pw.kernel_size == (1, 1) and pw.out_channels == 64
+    with torch.no_grad():  # W[o, i] = pw[o, i] * dw[i]
+        conv = dense.head.trunk[0]
+        conv.weight.copy_(pw.weight[:, :, 0, 0, None, None] *
+                          dw.weight[:, 0][None])
+        conv.bias.copy_(pw.bias + pw.weight[:, :, 0, 0] @ dw.bias)
+        for name in ('heatmap_head', 'wh_head', 'offset_head'):
+            getattr(dense.head, name).load_state_dict(
+                getattr(sep.head, name).state_dict())
+    got, want = sep.loss(x, samples), dense.loss(x, samples)
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=1e-4,
+                                   atol=1e-5)
+    sum(got.values()).backward()
+    assert dw.weight.grad.abs().sum() > 0 and x.grad.abs().sum() > 0
+    flops = _head_flops(sep, x, samples), _head_flops(dense, x, samples)
+    assert flops[0] < 0.5 * flops[1]  # the trunk: 1/9 + 1/64 of it
