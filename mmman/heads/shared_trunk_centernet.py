@@ -27,7 +27,9 @@ class SharedTrunkCenterNetHead(CenterNetHead):
         separable (bool): The shared 3x3 conv is depthwise, then a 1x1 conv
             to ``feat_channels`` (MMCV's ``DepthwiseSeparableConvModule``):
             the same receptive field and width for about ``1/9`` of the
-            trunk's work on wide inputs. Defaults to False.
+            trunk's work on wide inputs, but -0.028 bbox mAP on the
+            pretrained detection benchmark at K=2 (docs/results.md,
+            "Narrower or separable detection heads"). Defaults to False.
         **kwargs: The rest of ``CenterNetHead``'s arguments.
     """
 
