@@ -2,6 +2,7 @@
 import pytest
 import torch
 import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from helpers import build, seg_batch, seg_model_cfg, local_wrapper
 from mmman.local import (ChannelScaleBias, LiveCopy, MomentumAuxNet,
@@ -198,10 +199,11 @@ def _eta_step(recompute):
 
     torch.manual_seed(1)
     x = torch.randn(2, 4, 16, 16, requires_grad=True)
-    with Activations() as meter:
+    with Activations() as meter, FlopCounterMode(display=False) as flops:
         eta(x).square().sum().backward()
     grads = [x.grad] + [p.grad for p in eta.parameters() if p.requires_grad]
-    return grads, [b.clone() for b in eta.buffers()], meter.peak_bytes
+    return (grads, [b.clone() for b in eta.buffers()], meter.peak_bytes,
+            flops.get_total_flops())
 
 
 def test_recomputed_eta_gives_the_same_step_and_holds_less():
@@ -209,8 +211,8 @@ def test_recomputed_eta_gives_the_same_step_and_holds_less():
     local backward: the same gradients (dropout draws replayed), BatchNorm
     statistics moved once, and fewer bytes held than both branches' own."""
     assert resolve_eta_cfg('man++', None, 0.995)['recompute'] is True
-    plain_grads, plain_bufs, plain_peak = _eta_step(False)
-    grads, bufs, peak = _eta_step(True)
+    plain_grads, plain_bufs, plain_peak, plain_flops = _eta_step(False)
+    grads, bufs, peak, flops = _eta_step(True)
     assert len(grads) == len(plain_grads) == 1 + 6 + 1  # x, eta', s
     for a, b in zip(grads, plain_grads):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -219,3 +221,17 @@ def test_recomputed_eta_gives_the_same_step_and_holds_less():
     # The two branches' activations are 2 x (conv in/out, BN out, ReLU out,
     # dropout mask and out); recomputed, one branch's at a time.
     assert peak < 0.7 * plain_peak, (peak, plain_peak)
+    # for about one more forward of each branch (checkpoint stops once
+    # what backward needs is back)
+    with FlopCounterMode(display=False) as one:
+        _dropout_layer()(torch.randn(2, 4, 16, 16))
+    one = one.get_total_flops()
+    assert 1.5 * one < flops - plain_flops <= 2 * one
+    # 'ema': eta'' alone is replayed, after eta' has backpropagated
+    ema_grads, ema_bufs, ema_peak, ema_flops = _eta_step('ema')
+    for a, b in zip(ema_grads + ema_bufs, plain_grads + plain_bufs):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert 0.5 * one < ema_flops - plain_flops <= one
+    assert ema_peak < 0.7 * plain_peak, (ema_peak, plain_peak)
+    with pytest.raises(ValueError, match="True, False or 'ema'"):
+        _eta_step('both')

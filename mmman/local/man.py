@@ -11,7 +11,7 @@ the EMA branch (:class:`ChannelScaleBias`), stays as an option.
 """
 import copy
 from collections import deque
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -172,12 +172,17 @@ class MomentumAuxNet(nn.Module):
             sum, e.g. ``dict(type='BranchBalance')`` (published MAN++).
         out_index (int): Which output tensor of ``next_layer`` is its
             feature (0 but for units returning several, e.g. TNT's).
-        recompute (bool): Keep only each branch's input and output in
-            forward and recompute its activations in the local backward, one
-            branch at a time (non-reentrant checkpointing: same gradients,
-            BatchNorm statistics and random draws). The auxiliary phase then
-            holds one copy's activations instead of two, for one more forward
-            of each copy.
+        recompute (bool | str): Keep only each branch's input and output
+            in forward and recompute its activations in the local backward,
+            one branch at a time (non-reentrant checkpointing: same
+            gradients, BatchNorm statistics and random draws). The
+            auxiliary phase then holds one copy's activations instead of
+            two, for one more forward of each copy. ``'ema'``: recompute
+            eta'' only, for one forward less; autograd backpropagates eta'
+            (run after it) first and frees its activations before eta'' is
+            replayed, but they stay alive through the head's backward
+            (docs/benchmarks.md: the same peak on Faster R-CNN, a higher
+            one on DeepLabV3).
         clone_inputs (bool): Call each branch on copies of the input
             tensors, for a next layer that writes into its inputs (TNT's):
             neither the other branch nor the real layer then sees the write.
@@ -196,11 +201,14 @@ class MomentumAuxNet(nn.Module):
                  scale_bias: Optional[dict] = None,
                  balance: Optional[dict] = None,
                  out_index: int = 0,
-                 recompute: bool = False,
+                 recompute: Union[bool, str] = False,
                  clone_inputs: bool = False,
                  ema_delay: int = 0):
         super().__init__()
         self.out_index = out_index
+        if recompute not in (True, False, 'ema'):
+            raise ValueError(f"eta.recompute must be True, False or 'ema', "
+                             f'got {recompute!r}.')
         self.recompute = recompute
         self.clone_inputs = clone_inputs
         if not (learnable_copy or ema):
@@ -235,30 +243,33 @@ class MomentumAuxNet(nn.Module):
     def forward(self, x, *args, **kwargs) -> torch.Tensor:
         """Both branches called as the next layer is (``x`` and any further
         arguments it takes, e.g. Swin's ``hw_shape``); each branch's feature
-        output (``out_index``) is used."""
-        out = None
-        if self.copy is not None:
-            out = self._feature(self.copy, x, *args, **kwargs)
+        output (``out_index``) is used. eta'' runs first (see
+        ``recompute='ema'``)."""
+        y = None
         if self.ema is not None:
-            y = self._feature(self.ema, x, *args, **kwargs)
+            y = self._feature(self.ema, bool(self.recompute), x, *args,
+                              **kwargs)
             if self.scale_bias is not None:
                 y = self.scale_bias(y)
-            if out is None:
-                out = y
-            elif self.balance is not None:
-                out = self.balance(out, y)
-            else:
-                out = out + y
-        return out
+        if self.copy is None:
+            return y
+        out = self._feature(self.copy,
+                            self.recompute is True or
+                            (self.recompute == 'ema' and y is None), x,
+                            *args, **kwargs)
+        if y is None:
+            return out
+        return self.balance(out, y) if self.balance is not None else out + y
 
-    def _feature(self, branch: nn.Module, *args, **kwargs) -> torch.Tensor:
+    def _feature(self, branch: nn.Module, recompute: bool, *args,
+                 **kwargs) -> torch.Tensor:
 
         def call(*args, **kwargs):
             if self.clone_inputs:  # inside the checkpoint: recomputed too
                 args, kwargs = map_tensors((args, kwargs), torch.clone)
             return branch(*args, **kwargs)
 
-        run = checkpointed(branch, call) if self.recompute else call
+        run = checkpointed(branch, call) if recompute else call
         return flat_tensors(run(*args, **kwargs))[self.out_index]
 
     @torch.no_grad()
