@@ -7,6 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from helpers import build, det_batch, det_model_cfg, local_wrapper
 from mmman.heads import (DenseDetAuxHead, ImageClassAuxHead,
                          SharedTrunkCenterNetHead)
+from mmman.utils import DispatchCounter
 from mmman.utils.memory import SavedTensorsMeter
 
 
@@ -169,3 +170,38 @@ def test_separable_trunk_is_the_depthwise_then_pointwise_conv():
     assert dw.weight.grad.abs().sum() > 0 and x.grad.abs().sum() > 0
     flops = _head_flops(sep, x, samples), _head_flops(dense, x, samples)
     assert flops[0] < 0.5 * flops[1]  # the trunk: 1/9 + 1/64 of it
+
+
+def test_batched_centernet_targets_equal_the_hosts_without_host_syncs():
+    """SharedTrunkCenterNetHead.get_targets: MMDet's targets exactly
+    (heatmaps, sizes, offsets, weights, avg_factor) for boxes of every
+    size, at the borders, and sharing a centre cell (the later box's size
+    wins, as in the host's loop), with no host sync per box."""
+    from mmdet.models.dense_heads import CenterNetHead
+    torch.manual_seed(0)
+    img, feat = (96, 160), (2, 3, 24, 40)  # stride 4
+    boxes, labels = [], []
+    for n in (40, 0, 25):  # one image without boxes
+        xy = torch.rand(n, 2) * torch.tensor([150., 90.])
+        wh = torch.rand(n, 2) ** 2 * torch.tensor([150., 90.]) + 0.5
+        b = torch.cat([xy, (xy + wh).minimum(torch.tensor([159., 95.]))], 1)
+        boxes.append(b)
+        labels.append(torch.randint(0, 3, (n, )))
+    # two boxes on one centre cell, and a box at the image's corner
+    boxes[0][1] = boxes[0][0] + torch.tensor([-2., -1., 2., 1.])
+    boxes[2][0] = torch.tensor([0., 0., 2., 3.])
+    centre = [(b[:2] + b[2:]) / 8 for b in boxes[0][:2]]  # stride 4
+    assert torch.equal(centre[0].int(), centre[1].int())
+    feat = (3, ) + feat[1:]
+    host = CenterNetHead(8, 8, num_classes=3)
+    ours = SharedTrunkCenterNetHead(8, 8, num_classes=3)
+    want, want_avg = host.get_targets(boxes, labels, feat, img)
+    with DispatchCounter() as counter:
+        got, got_avg = ours.get_targets(boxes, labels, feat, img)
+    assert counter.host_syncs == 0
+    assert int(got_avg) == int(want_avg) > 1
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
+    cx, cy = centre[1].int().tolist()  # the later box's size
+    assert want['wh_target'][0, 0, cy, cx] == (boxes[0][1, 2] -
+                                               boxes[0][1, 0]) / 4

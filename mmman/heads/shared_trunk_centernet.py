@@ -1,11 +1,13 @@
 """CenterNet with one 3x3 conv shared by its three branches."""
-from typing import Tuple
+from typing import List, Tuple
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import DepthwiseSeparableConvModule
 from mmdet.models.dense_heads import CenterNetHead
 from mmengine.registry import MODELS
+
+from .centernet_targets import centernet_targets
 
 
 @MODELS.register_module()
@@ -56,3 +58,11 @@ class SharedTrunkCenterNetHead(CenterNetHead):
 
     def forward_single(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         return super().forward_single(self.trunk(x))
+
+    def get_targets(self, gt_bboxes: List[torch.Tensor],
+                    gt_labels: List[torch.Tensor], feat_shape: tuple,
+                    img_shape: tuple) -> Tuple[dict, torch.Tensor]:
+        """The host's targets, batched: no host sync per box
+        (:func:`~mmman.heads.centernet_targets.centernet_targets`)."""
+        return centernet_targets(gt_bboxes, gt_labels, self.num_classes,
+                                 feat_shape, img_shape)
