@@ -1,9 +1,11 @@
 """How many tensor ops a piece of code dispatches, and how many host syncs.
 
-On a GPU every op is a kernel launch and every read of a tensor's value back
-to the host (``.item()``, ``int(t)``, ``bool(t)``: ``aten._local_scalar_dense``)
-waits for the device; a step of many small ops and syncs is bound by them,
-not by its FLOPs. Counted on any device, so a CPU test can guard a GPU cost.
+On a GPU every op is a kernel launch, and every read of a tensor's value
+back to the host waits for the device: ``.item()``, ``int(t)``, ``bool(t)``
+(``aten._local_scalar_dense``) and ``nonzero``, whose output size is read
+back (boolean-mask indexing calls it). A step of many small ops and syncs is
+bound by them, not by its FLOPs. Counted on any device, so a CPU test can
+guard a GPU cost.
 """
 import traceback
 from collections import Counter
@@ -12,7 +14,7 @@ from typing import Sequence
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-HOST_SYNC = 'aten._local_scalar_dense'
+HOST_SYNCS = ('aten._local_scalar_dense', 'aten.nonzero')
 
 
 class DispatchCounter(TorchDispatchMode):
@@ -39,12 +41,12 @@ class DispatchCounter(TorchDispatchMode):
 
     @property
     def host_syncs(self) -> int:
-        return self.ops[HOST_SYNC]
+        return sum(self.ops[name] for name in HOST_SYNCS)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = str(func.overloadpacket)
         self.ops[name] += 1
-        if self.sites is not None and name == HOST_SYNC:
+        if self.sites is not None and name in HOST_SYNCS:
             frames = [f for f in traceback.extract_stack()[:-1]
                       if any(p in f.filename for p in self.packages)]
             if frames:
