@@ -3,12 +3,12 @@
 MMDet's ``CenterNetHead.get_targets`` loops over the boxes in Python and
 reads each box's centre, size and radius back to the host: about 30 host
 syncs per box (1457 of a Faster R-CNN MAN++ K=4 step's 1507 with 8 boxes
-on each of 2 images, three heads). On a GPU each is a device synchronisation. This
-computes the same targets with batched tensor ops and no host sync: the
-same float32 arithmetic in the same order (the square roots in float64,
-as ``math.sqrt`` does there), each Gaussian drawn over the whole map and
-merged by maximum, and where boxes share a centre cell the last one's size
-and offset, as the loop leaves them.
+on each of 2 images, three heads). On a GPU each is a device
+synchronisation. This computes the same targets with batched tensor ops
+and no host sync: the same float32 arithmetic in the same order (the
+square roots in float64, as ``math.sqrt`` does there), each Gaussian drawn
+over the whole map and merged by maximum, and where boxes share a centre
+cell the last one's size and offset, as the loop leaves them.
 """
 from typing import Sequence, Tuple
 
