@@ -243,22 +243,23 @@ class MomentumAuxNet(nn.Module):
     def forward(self, x, *args, **kwargs) -> torch.Tensor:
         """Both branches called as the next layer is (``x`` and any further
         arguments it takes, e.g. Swin's ``hw_shape``); each branch's feature
-        output (``out_index``) is used. eta'' runs first (see
-        ``recompute='ema'``)."""
-        y = None
+        output (``out_index``) is used. eta' runs first, but eta'' with
+        ``recompute='ema'`` (the order only changes how the input's
+        gradient terms are summed)."""
+        ema_first = self.recompute == 'ema'
+        out = y = None
+        if self.copy is not None and not ema_first:
+            out = self._feature(self.copy, bool(self.recompute), x, *args,
+                                **kwargs)
         if self.ema is not None:
             y = self._feature(self.ema, bool(self.recompute), x, *args,
                               **kwargs)
             if self.scale_bias is not None:
                 y = self.scale_bias(y)
-        if self.copy is None:
-            return y
-        out = self._feature(self.copy,
-                            self.recompute is True or
-                            (self.recompute == 'ema' and y is None), x,
-                            *args, **kwargs)
-        if y is None:
-            return out
+        if self.copy is not None and ema_first:
+            out = self._feature(self.copy, y is None, x, *args, **kwargs)
+        if y is None or out is None:
+            return y if out is None else out
         return self.balance(out, y) if self.balance is not None else out + y
 
     def _feature(self, branch: nn.Module, recompute: bool, *args,
