@@ -1,12 +1,26 @@
 """A config's model and optim wrapper for a measurement on synthetic input
 (the memory benchmark, the local-loss trace): random weights, nothing
-downloaded, balanced for the measured size, copies taken."""
+downloaded, balanced for the measured size, copies taken; and the arguments
+the one-config measuring tools share."""
+import argparse
 import copy
 import importlib
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from .balance_setup import configure_balance
+
+
+def add_measurement_args(parser: argparse.ArgumentParser,
+                         img_scale=(800, 1333)) -> None:
+    """CONFIG, ``--img-scale H W``, ``--batch-size`` and ``--cfg-options``:
+    the arguments of a tool measuring steps of one config."""
+    parser.add_argument('config')
+    parser.add_argument('--img-scale', type=int, nargs=2, default=img_scale,
+                        metavar=('H', 'W'))
+    parser.add_argument('--batch-size', type=int, default=2)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        metavar='KEY=VALUE')
 
 
 def build_for_measurement(config: str, cfg_options=None, device='cpu',

@@ -61,9 +61,8 @@ def centernet_targets(gt_bboxes: Sequence[Tensor],
             torch.full((len(b), ), i, dtype=torch.long, device=ref.device)
             for i, b in enumerate(gt_bboxes)
         ])
-        cx = (boxes[:, [0]] + boxes[:, [2]]) * width_ratio / 2
-        cy = (boxes[:, [1]] + boxes[:, [3]]) * height_ratio / 2
-        cx, cy = cx[:, 0], cy[:, 0]
+        cx = (boxes[:, 0] + boxes[:, 2]) * width_ratio / 2
+        cy = (boxes[:, 1] + boxes[:, 3]) * height_ratio / 2
         cx_int, cy_int = cx.int(), cy.int()
         box_h = (boxes[:, 3] - boxes[:, 1]) * height_ratio
         box_w = (boxes[:, 2] - boxes[:, 0]) * width_ratio

@@ -1,8 +1,8 @@
 """Tensor ops and host syncs of one training step, and where the syncs are.
 
 On a GPU every op is a kernel launch and every host sync (``.item()``,
-``int(t)``: ``aten._local_scalar_dense``) stalls the device; this counts
-them on any device. Builds CONFIG as ``benchmark_memory.py`` does (random
+``int(t)``: ``aten._local_scalar_dense``, and ``nonzero``, whose output size
+is read back) stalls the device; this counts them on any device. Builds CONFIG as ``benchmark_memory.py`` does (random
 weights, synthetic images with 8 boxes or a mask each), runs one warm-up
 step, then counts one step.
 
@@ -14,16 +14,11 @@ import copy
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from mmman.apis import add_measurement_args
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('--img-scale', type=int, nargs=2, default=(64, 64),
-                        metavar=('H', 'W'))
-    parser.add_argument('--batch-size', type=int, default=2)
+    add_measurement_args(parser, img_scale=(64, 64))
     parser.add_argument('--top', type=int, default=10,
                         help='sync sites listed')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        metavar='KEY=VALUE')
     return parser.parse_args(argv)
 
 

@@ -18,23 +18,20 @@ warnings.filterwarnings(  # emitted by mmengine's import on setuptools 80
     'ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import MessageHub  # noqa: E402
 
 import mmman  # noqa: F401,E402
-from mmman.apis import build_for_measurement  # noqa: E402
+from mmman.apis import (add_measurement_args,  # noqa: E402
+                        build_for_measurement)
 from mmman.engine import NonFiniteLocalLossError  # noqa: E402
 from mmman.tasks import synthetic_batch  # noqa: E402
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('--img-scale', type=int, nargs=2, default=(800, 1333))
-    parser.add_argument('--batch-size', type=int, default=2)
+    add_measurement_args(parser)
     parser.add_argument('--steps', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
 

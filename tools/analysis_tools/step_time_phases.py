@@ -15,15 +15,10 @@ import copy
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from mmman.apis import add_measurement_args
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('--img-scale', type=int, nargs=2, default=(800, 1333),
-                        metavar=('H', 'W'))
-    parser.add_argument('--batch-size', type=int, default=2)
+    add_measurement_args(parser)
     parser.add_argument('--iters', type=int, default=2)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        metavar='KEY=VALUE')
     return parser.parse_args(argv)
 
 
