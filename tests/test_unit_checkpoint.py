@@ -135,6 +135,44 @@ def test_bn_statistics_move_once_per_step():
     assert bn.num_batches_tracked.item() == before + 1
 
 
+class _Counting(nn.Module):
+    """A unit with a BatchNorm in training mode, one in eval mode (its
+    running statistics are saved for backward) and a buffer its forward
+    writes in place."""
+
+    def __init__(self):
+        super().__init__()
+        self.train_bn, self.eval_bn = nn.BatchNorm2d(3), nn.BatchNorm2d(3)
+        self.register_buffer('calls', torch.zeros(()))
+
+    def forward(self, x):
+        self.calls += 1
+        return self.eval_bn(self.train_bn(x).relu())
+
+
+def test_recomputation_restores_buffers_without_a_host_sync():
+    """The recomputed forward moves no buffer a second time, and finding
+    what it moved reads nothing back to the host (``torch.equal`` per
+    buffer waited for the GPU: 57 reads per Faster R-CNN MAN++ K=4 step)."""
+    from mmman.utils import DispatchCounter
+    from mmman.utils.recompute import checkpointed
+    torch.manual_seed(0)
+    unit = _Counting().train()
+    unit.eval_bn.eval()
+    unit.eval_bn.running_mean.normal_()
+    plain = copy.deepcopy(unit)
+    x = torch.randn(2, 3, 4, 4, requires_grad=True)
+    plain(x).square().sum().backward()
+    y = checkpointed(unit, unit.forward)(x.detach().requires_grad_())
+    with DispatchCounter() as counter:
+        y.square().sum().backward()
+    assert counter.ops['aten.native_batch_norm'] == 2  # it did recompute
+    assert counter.host_syncs == 0
+    for (name, a), b in zip(plain.state_dict().items(),
+                            unit.state_dict().values()):
+        assert torch.equal(a, b), name  # moved once, as without recompute
+
+
 def _saved_peak(model, wrapper, batch):
     with SavedTensorsMeter() as meter:
         model.train_step(copy.deepcopy(batch), wrapper)

@@ -117,6 +117,7 @@ class LocalLearningMixin:
         self._detect_unused = False
         self._groups: Optional[List[list]] = None
         self._stepped_blocks = set()  # blocks whose local step ran
+        self._copies_ready = False  # aux.initialized, once read True
         self.optimizer.register_step_post_hook(self._mark_stepped)
 
     @property
@@ -344,7 +345,9 @@ class LocalLearningMixin:
         return checkpointed_units(modules)
 
     def _prepare(self, model: nn.Module) -> None:
-        if not bool(self.aux.initialized):
+        if not self._copies_ready:  # read once, not at every step
+            self._copies_ready = bool(self.aux.initialized)
+        if not self._copies_ready:
             raise RuntimeError(
                 'local learning: the eta copies were never taken from the '
                 f'next layers; {HOOK_HINT}. Without a Runner, call '
@@ -440,6 +443,7 @@ class LocalLearningMixin:
             super()._clip_grad()
             return
         groups = self.block_groups
+        norms = {}
         for k, params in enumerate(groups):
             params = [p for p in params if p.requires_grad
                       and p.grad is not None]
@@ -447,9 +451,16 @@ class LocalLearningMixin:
                 continue
             value = self.clip_func(params, **self.clip_grad_kwargs)
             if value is not None:
-                prefix = '' if k == len(groups) - 1 else f'local{k + 1}_'
-                self.message_hub.update_scalar(
-                    f'train/{prefix}{self.grad_name}', float(value))
+                norms[k] = torch.as_tensor(value).float().reshape(1)
+        if not norms:
+            return
+        # read together: one host sync per step, not one per block
+        values = torch.cat([v.to(next(iter(norms.values())).device)
+                            for v in norms.values()]).tolist()
+        for k, value in zip(norms, values):
+            prefix = '' if k == len(groups) - 1 else f'local{k + 1}_'
+            self.message_hub.update_scalar(
+                f'train/{prefix}{self.grad_name}', value)
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:

@@ -2,9 +2,10 @@
 
 On a GPU every op is a kernel launch, and every read of a tensor's value
 back to the host waits for the device: ``.item()``, ``int(t)``, ``bool(t)``
-(``aten._local_scalar_dense``) and ``nonzero``, whose output size is read
-back (boolean-mask indexing calls it). A step of many small ops and syncs is
-bound by them, not by its FLOPs. Counted on any device, so a CPU test can
+(``aten._local_scalar_dense``), ``nonzero``, whose output size is read
+back (boolean-mask indexing calls it), and ``torch.equal``, which returns a
+Python bool. A step of many small ops and syncs is bound by them, not by
+its FLOPs. Counted on any device, so a CPU test can
 guard a GPU cost.
 """
 import traceback
@@ -14,7 +15,7 @@ from typing import Sequence
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-HOST_SYNCS = ('aten._local_scalar_dense', 'aten.nonzero')
+HOST_SYNCS = ('aten._local_scalar_dense', 'aten.nonzero', 'aten.equal')
 
 
 class DispatchCounter(TorchDispatchMode):

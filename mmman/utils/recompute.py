@@ -19,17 +19,37 @@ from torch.utils.checkpoint import checkpoint
 from .memory import counted_recomputation
 
 
+def _updates_statistics(module: nn.Module) -> bool:
+    """Whether ``module`` is a norm layer whose forward updates its running
+    statistics (its kernel writes them without moving their version
+    counter)."""
+    return (isinstance(module, nn.modules.batchnorm._NormBase)
+            and module.training and module.track_running_stats)
+
+
 @contextmanager
 def restored_buffers(module: nn.Module):
     """Put back, on exit, every buffer of ``module`` the body changed
-    (BatchNorm running statistics and ``num_batches_tracked``)."""
-    saved = [(b, b.clone()) for b in module.buffers()]
+    (BatchNorm running statistics and ``num_batches_tracked``).
+
+    Changed means: a running statistic of a norm layer in training mode, or
+    a buffer whose version counter moved (an in-place write). No value is
+    compared, so nothing is read back to the host (``torch.equal`` waits for
+    a GPU), and buffers saved for backward (an eval-mode BatchNorm's) are
+    never written.
+    """
+    updated = {
+        id(b)
+        for m in module.modules() if _updates_statistics(m)
+        for b in m.buffers(recurse=False)
+    }
+    saved = [(b, b.clone(), b._version) for b in module.buffers()]
     try:
         yield
     finally:
         with torch.no_grad():
-            for buf, old in saved:
-                if not torch.equal(buf, old):
+            for buf, old, version in saved:
+                if id(buf) in updated or buf._version != version:
                     buf.copy_(old)
 
 

@@ -1,10 +1,11 @@
 """Tensor ops and host syncs of one training step, and where the syncs are.
 
 On a GPU every op is a kernel launch and every host sync (``.item()``,
-``int(t)``: ``aten._local_scalar_dense``, and ``nonzero``, whose output size
-is read back) stalls the device; this counts them on any device. Builds CONFIG as ``benchmark_memory.py`` does (random
-weights, synthetic images with 8 boxes or a mask each), runs one warm-up
-step, then counts one step.
+``int(t)``: ``aten._local_scalar_dense``; ``nonzero``, whose output size is
+read back; ``torch.equal``) stalls the device; this counts them on any
+device. Builds CONFIG as ``benchmark_memory.py`` does (random weights,
+synthetic images with 8 boxes or a mask each), runs one warm-up step, then
+counts one step.
 
     python tools/analysis_tools/dispatch_count.py \\
         configs/mmdet/faster-rcnn_r50_fpn_man++-k4_1x_coco.py --img-scale 64 64
