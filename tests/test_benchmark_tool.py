@@ -3,6 +3,7 @@ import json
 import os
 import os.path as osp
 
+import pytest
 from helpers import run_python
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -230,3 +231,33 @@ def test_dispatch_count_lists_a_local_steps_host_syncs():
     syncs = int(line.split(' ops, ')[1].split()[0])
     assert 0 < syncs < 100, line
     assert 'centernet_head' not in proc.stdout
+
+
+def test_unit_costs_prices_eta_at_every_boundary(tmp_path):
+    """Each unit's saved bytes and forward FLOPs, and MAN++'s eta before
+    it: both branches forward and backward, plus the recomputation of both
+    (``eta.recompute=True``): 2 more forwards than without."""
+    config = osp.join(DEMO, 'faster-rcnn_r18_fpn_man++-k4_600it_coco-shapes-128.py')
+    rows = {}
+    for recompute in ('True', 'False'):
+        out = tmp_path / f'{recompute}.json'
+        proc = run_python('tools/analysis_tools/unit_costs.py', config,
+                          '--img-scale', '64', '64', '--out', str(out),
+                          '--cfg-options',
+                          f'optim_wrapper.local_cfg.eta.recompute={recompute}')
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert '| backbone.layer4.1 |' in proc.stdout
+        rows[recompute] = json.loads(out.read_text())
+    found = rows['True']
+    units = found['units']
+    assert [u['unit'] for u in units][:2] == ['backbone.layer1.0',
+                                             'backbone.layer1.1']
+    assert units[0]['eta_flops'] is None  # no boundary before the first
+    saved = sum(u['saved'] for u in units) + found['stem'] + found['tail']
+    assert saved == pytest.approx(found['e2e_saved'])
+    assert sum(u['forward_flops'] for u in units) < found['e2e_step_flops']
+    for with_, without in zip(units[1:], rows['False']['units'][1:]):
+        fwd = with_['forward_flops']
+        assert 4 * fwd < without['eta_flops'] < 6 * fwd, with_['unit']
+        assert with_['eta_flops'] - without['eta_flops'] == pytest.approx(
+            2 * fwd, rel=0.05), with_['unit']

@@ -21,18 +21,23 @@ from model_cfgs import NUM_CLASSES, det_model_cfg, seg_model_cfg
 SIZE = (256, 256)  # the reduced scales (128, 64) stay above the pads
 
 
-def _costs(seed):
+def _costs(seed, flops=False):
     g = torch.Generator().manual_seed(seed)
     n = 5
 
     def draw(lo, hi, k=n):
         return [int(v) for v in torch.randint(lo, hi, (k, ), generator=g)]
 
-    return BudgetCosts(units=draw(50, 400), inputs=draw(5, 40),
-                       aux=[0] + draw(20, 300, n - 1),
-                       aux_static=[0] + [7] * (n - 1),
-                       stem=draw(0, 200, 1)[0], tail=draw(50, 500, 1)[0],
-                       static=100)
+    costs = BudgetCosts(units=draw(50, 400), inputs=draw(5, 40),
+                        aux=[0] + draw(20, 300, n - 1),
+                        aux_static=[0] + [7] * (n - 1),
+                        stem=draw(0, 200, 1)[0], tail=draw(50, 500, 1)[0],
+                        static=100)
+    if flops:
+        costs.forward_flops = draw(10, 100)
+        costs.eta_flops = [0] + draw(10, 500, n - 1)
+        costs.tail_flops = draw(10, 300, 1)[0]
+    return costs
 
 
 def _every_plan(costs):
@@ -44,9 +49,23 @@ def _every_plan(costs):
                     yield k, list(ends), list(ckpt)
 
 
+def _compute(costs, ends, ckpt):
+    """What a plan adds to E2E: eta at its boundaries, checkpointed
+    blocks' forward (the tail's with the last)."""
+    starts, stops = [0] + [e + 1 for e in ends], [e + 1 for e in ends]
+    stops.append(len(costs.units))
+    again = sum(sum(costs.forward_flops[starts[k]:stops[k]]) for k in ckpt)
+    tail = costs.tail_flops if len(ends) in ckpt else 0
+    return sum(costs.eta_flops[e + 1] for e in ends) + again + tail
+
+
+@pytest.mark.parametrize('flops', [False, True])
 @pytest.mark.parametrize('seed', range(4))
-def test_fewest_blocks_then_fewest_checkpointed_ones(seed):
-    costs = _costs(seed)
+def test_fewest_blocks_then_least_compute(seed, flops):
+    """Of the plans that fit, one with the fewest blocks; of those, the one
+    whose eta and recomputation compute least (without measured FLOPs: the
+    fewest checkpointed blocks)."""
+    costs = _costs(seed, flops)
     plans = [(k, ends, ckpt, predicted_split(costs, ends, ckpt)[0])
              for k, ends, ckpt in _every_plan(costs)]
     lowest = min(p[3] for p in plans)
@@ -59,10 +78,28 @@ def test_fewest_blocks_then_fewest_checkpointed_ones(seed):
             costs, plan.ends, plan.checkpointed)[0]
         fewest = min(p[0] for p in fits)
         assert plan.num_blocks == fewest
-        assert len(plan.checkpointed) == min(
-            len(p[2]) for p in fits if p[0] == fewest)
+        candidates = [p for p in fits if p[0] == fewest]
+        if flops:
+            least = min(_compute(costs, p[1], p[2]) for p in candidates)
+            assert plan.extra_flops == least == _compute(
+                costs, plan.ends, plan.checkpointed)
+        else:
+            assert plan.extra_flops is None
+            assert len(plan.checkpointed) == min(
+                len(p[2]) for p in candidates)
     with pytest.raises(BudgetError, match=f'{lowest / 2**20:.0f} MiB'):
         fit_budget(costs, lowest - 1)
+
+
+def test_of_the_plans_that_fit_the_cheapest_eta_wins():
+    """Two blocks fit with the boundary before unit 1, 2 or 3; the most
+    even split (before unit 2) puts eta on a unit 5x dearer than unit 3."""
+    costs = BudgetCosts(units=[100] * 4, inputs=[100] * 4, aux=[0, 5, 5, 5],
+                        aux_static=[0] * 4, stem=0, tail=0, static=0,
+                        forward_flops=[10] * 4, eta_flops=[0, 50, 50, 10])
+    assert fit_budget(costs, 310).ends == [2]
+    costs.forward_flops = None  # not measured: the smallest largest block
+    assert fit_budget(costs, 310).ends == [1]
 
 
 def test_sizes_are_read_or_refused():
@@ -139,6 +176,7 @@ def test_budget_is_met_and_predicted_within_10_percent(task):
         plan = wrapper.memory_plan
         assert wrapper.plan.num_blocks == plan['num_blocks'] >= 1
         assert wrapper.plan.num_blocks > 1 or plan['checkpoint']
+        assert plan['extra_flops'] > 0  # eta or recomputation, measured
         measured = _measured(local, wrapper, batch)
         assert measured <= budget, (task, fraction, plan, measured)
         assert abs(plan['predicted'] - measured) <= 0.1 * measured, (

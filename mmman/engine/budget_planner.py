@@ -13,7 +13,9 @@ model itself at two reduced scales of the training size and extrapolated
 * the model's parameters, gradients and optimizer state: that step's
   optimizer;
 * the tail when the last block is checkpointed (its neck and decode head
-  recomputed): one more forward of the model.
+  recomputed): one more forward of the model;
+* what each unit's forward and each boundary's eta compute (FLOPs), to
+  choose the cheapest of the plans that fit: one more forward.
 
 The model itself is left as it was (a copy trains; buffers and the RNG are
 restored). The chosen plan is cached in the work dir like a balanced one.
@@ -30,6 +32,8 @@ from mmman.local.balance import (estimate_costs, extrapolate, sample_growth,
                                  track_unit_phases)
 from mmman.local.budget import (BudgetCosts, BudgetPlan, fit_budget,
                                 format_bytes)
+from mmman.local.compute import measure_flops
+from mmman.local.man import MomentumAuxNet
 from mmman.local.partition import backbone_units
 from mmman.local.plan_cache import BlockPlanCache, plan_key
 from mmman.utils import PhaseMeter
@@ -188,6 +192,12 @@ def measure_budget_costs(model: nn.Module, build_wrapper: Callable,
         ]
         static = _training_bytes(clone.parameters(), optimizer)
         static += _bytes(clone.buffers())
+        flops = measure_flops(
+            model, units, {
+                trainable[k + 1]: block.eta
+                for k, block in enumerate(blocks)
+                if isinstance(block.eta, MomentumAuxNet)
+            }, batch_fn, img_scale)
     finally:
         del clone
     return BudgetCosts(
@@ -198,7 +208,18 @@ def measure_budget_costs(model: nn.Module, build_wrapper: Callable,
         stem=stem,
         tail=tail,
         tail_checkpointed=tail_ckpt,
-        static=static), [units[i] for i in trainable]
+        static=static,
+        forward_flops=[flops['forward'][i] for i in trainable],
+        eta_flops=[0] + [flops['eta'][i] for i in trainable[1:]],
+        tail_flops=flops['tail']), [units[i] for i in trainable]
+
+
+def _compute_note(found: dict) -> str:
+    flops = found.get('extra_flops')  # absent from plans cached before
+    if flops is None:
+        return ''
+    return (f'; eta and recomputation add {flops / 1e9:.1f} GFLOP per step'
+            ' (the least of the plans with this many blocks that fit)')
 
 
 def plan_for_budget(model: nn.Module, budget: int, img_scale,
@@ -216,7 +237,8 @@ def plan_for_budget(model: nn.Module, budget: int, img_scale,
                    extra=[budget, *cache_info]) if cache else None
     found = cache.get_entry(key) if cache else None
     if found is not None:
-        found = {k: found[k] for k in PLAN_KEYS}
+        found = dict({k: found[k] for k in PLAN_KEYS},
+                     extra_flops=found.get('extra_flops'))
     else:
         costs, trainable = measure_budget_costs(model, build_wrapper,
                                                 batch_fn, img_scale)
@@ -227,7 +249,8 @@ def plan_for_budget(model: nn.Module, budget: int, img_scale,
             num_blocks=plan.num_blocks,
             predicted=plan.predicted,
             blocks=plan.blocks,
-            static=plan.predicted - plan.activations)
+            static=plan.predicted - plan.activations,
+            extra_flops=plan.extra_flops)
         if cache:
             cache.put(key, **found, img_scale=list(img_scale),
                       budget=budget, model=type(model).__name__)
@@ -238,5 +261,6 @@ def plan_for_budget(model: nn.Module, budget: int, img_scale,
         f'{found["checkpoint"] or "none"}; predicted peak '
         f'{format_bytes(found["predicted"])} (parameters, gradients and '
         f'optimizer state {format_bytes(found["static"])}, largest block '
-        f'{format_bytes(max(found["blocks"]))}).', logger='current')
+        f'{format_bytes(max(found["blocks"]))})' + _compute_note(found) +
+        '.', logger='current')
     return found

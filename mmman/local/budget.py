@@ -3,8 +3,9 @@
 Given what every backbone unit costs at the training scale (saved
 activations, the bytes it is called with, the auxiliary phase at each
 possible boundary, the auxiliary nets' own parameters and optimizer state),
-:func:`fit_budget` picks the fewest blocks, then the fewest checkpointed
-blocks, whose predicted peak fits the budget:
+:func:`fit_budget` picks the fewest blocks whose predicted peak fits the
+budget, and of those the plan that computes least on top of E2E (eta at
+its boundaries, recomputation in checkpointed blocks):
 
     peak = static + sum(aux_static at the boundaries) + max over blocks of
            the block's saved bytes while it (and its auxiliary phase) runs
@@ -81,6 +82,11 @@ class BudgetCosts:
         static: the model's parameters, gradients and optimizer state.
         tail_checkpointed: the tail when the last block is checkpointed
             (neck and decode head recomputed); defaults to ``tail``.
+        forward_flops: FLOPs of unit j's forward (what checkpointing it
+            computes again); None when not measured.
+        eta_flops: FLOPs of eta at a boundary before unit j (forward,
+            backward, recomputation); eta_flops[0] is unused.
+        tail_flops: FLOPs of the tail's forward.
     """
     units: List[int]
     inputs: List[int]
@@ -90,6 +96,9 @@ class BudgetCosts:
     tail: int
     static: int
     tail_checkpointed: Optional[int] = None
+    forward_flops: Optional[List[int]] = None
+    eta_flops: Optional[List[int]] = None
+    tail_flops: int = 0
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -98,12 +107,14 @@ class BudgetCosts:
 @dataclass
 class BudgetPlan:
     """Blocks as the positions of their last trainable unit, the
-    checkpointed blocks (0-based) and the predicted peak bytes."""
+    checkpointed blocks (0-based), the predicted peak bytes and the FLOPs
+    the plan adds to an E2E step (None where not measured)."""
     ends: List[int]
     checkpointed: List[int]
     predicted: int
     activations: int = 0
     blocks: List[int] = field(default_factory=list)
+    extra_flops: Optional[int] = None
 
     @property
     def num_blocks(self) -> int:
@@ -137,13 +148,27 @@ def _block_cost(c: BudgetCosts, a: int, b: int, last: bool,
     return base + max(kept + extra, recompute)
 
 
+def _extra(c: BudgetCosts, a: int, b: int, last: bool,
+           checkpointed: bool) -> int:
+    """What block a..b-1 adds to an E2E step: the eta after it, and with
+    checkpointing its units' forward again (the tail's too, for the last
+    block). In FLOPs; without measured FLOPs, 1 per checkpointed block."""
+    if c.forward_flops is None:
+        return int(checkpointed)
+    extra = 0 if last else c.eta_flops[b]
+    if checkpointed:
+        extra += sum(c.forward_flops[a:b]) + (c.tail_flops if last else 0)
+    return extra
+
+
 def _split(c: BudgetCosts, k: int, cap: Optional[float]):
     """Split the n positions into k blocks.
 
-    With ``cap``: every block's cost stays within it and the fewest blocks
-    are checkpointed, then the smallest largest block. Without: the
-    smallest largest block, each block checkpointed only where that lowers
-    it. Returns ``(key, ends, checkpointed)`` or None.
+    With ``cap``: every block's cost stays within it and the plan adds the
+    least compute (eta at its boundaries, recomputation in checkpointed
+    blocks: :func:`_extra`), then has the smallest largest block. Without:
+    the smallest largest block, then the least compute. Returns ``(key,
+    ends, checkpointed)`` or None.
     """
     n = len(c.units)
     inf = (float('inf'), float('inf'))
@@ -161,12 +186,13 @@ def _split(c: BudgetCosts, k: int, cap: Optional[float]):
                     continue
                 for ckpt in (False, True):
                     cost = _block_cost(c, a, b, last, ckpt)
+                    extra = _extra(c, a, b, last, ckpt)
                     if cap is not None:
                         if cost > cap:
                             continue
-                        key = (prev[0] + ckpt, max(prev[1], cost))
+                        key = (prev[0] + extra, max(prev[1], cost))
                     else:
-                        key = (max(prev[0], cost), prev[1] + ckpt)
+                        key = (max(prev[0], cost), prev[1] + extra)
                     if key < best[blk][b]:
                         best[blk][b] = key
                         back[blk][b] = (a, ckpt)
@@ -192,14 +218,19 @@ def _plan(c: BudgetCosts, ends: Sequence[int],
         for k, (a, b) in enumerate(zip(starts, stops))
     ]
     static = c.static + sum(c.aux_static[e + 1] for e in ends)
+    extra = None if c.forward_flops is None else sum(
+        _extra(c, a, b, k == len(starts) - 1, k in checkpointed)
+        for k, (a, b) in enumerate(zip(starts, stops)))
     return BudgetPlan(list(ends), list(checkpointed),
-                      static + max(blocks), max(blocks), blocks)
+                      static + max(blocks), max(blocks), blocks, extra)
 
 
 def fit_budget(costs: BudgetCosts, budget: int,
                max_blocks: Optional[int] = None) -> BudgetPlan:
-    """The fewest blocks, then the fewest checkpointed ones, predicted to
-    fit ``budget`` bytes.
+    """The fewest blocks predicted to fit ``budget`` bytes, then the plan of
+    them that adds the least compute: eta at cheap boundaries, the fewest
+    recomputed units (without measured FLOPs: the fewest checkpointed
+    blocks).
 
     Raises:
         BudgetError: when no plan fits; the message gives the smallest
