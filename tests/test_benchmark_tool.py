@@ -261,3 +261,20 @@ def test_unit_costs_prices_eta_at_every_boundary(tmp_path):
         assert 4 * fwd < without['eta_flops'] < 6 * fwd, with_['unit']
         assert with_['eta_flops'] - without['eta_flops'] == pytest.approx(
             2 * fwd, rel=0.05), with_['unit']
+
+
+def test_budget_plans_lists_the_cheapest_plan_per_block_count(tmp_path):
+    config = osp.join(DEMO, 'faster-rcnn_r18_fpn_man++-k4_600it_coco-shapes-128.py')
+    out = tmp_path / 'plans.json'
+    proc = run_python('tools/analysis_tools/budget_plans.py', config,
+                      '--img-scale', '128', '128', '--saved', '8MiB',
+                      '--out', str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(out.read_text())
+    rows = found['plans']
+    assert rows and '| K | blocks start at |' in proc.stdout
+    for row in rows:
+        assert row['largest'] <= 8 * 2**20
+        assert len(row['starts']) == row['num_blocks'] - 1
+        if row['num_blocks'] > 1:  # eta at every boundary, measured
+            assert row['extra_flops'] > 0

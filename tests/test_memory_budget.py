@@ -11,8 +11,8 @@ import torch
 from helpers import build, local_wrapper, one_thread  # noqa: F401
 from mmman.engine import budget_planner
 from mmman.engine.budget_planner import _bytes, _training_bytes
-from mmman.local.budget import (BudgetCosts, BudgetError, fit_budget,
-                                parse_bytes, predicted_split)
+from mmman.local.budget import (BudgetCosts, BudgetError, cheapest_plans,
+                                fit_budget, parse_bytes, predicted_split)
 from mmman.local.plan_cache import CACHE_FILE
 from mmman.tasks import synthetic_batch
 from mmman.utils import SavedTensorsMeter
@@ -89,6 +89,31 @@ def test_fewest_blocks_then_least_compute(seed, flops):
                 len(p[2]) for p in candidates)
     with pytest.raises(BudgetError, match=f'{lowest / 2**20:.0f} MiB'):
         fit_budget(costs, lowest - 1)
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_cheapest_plan_of_every_block_count(seed):
+    """``cheapest_plans`` (tools/analysis_tools/budget_plans.py): for each
+    K, the least compute of the K-block plans within the limit (brute
+    force), by predicted peak or by the largest block."""
+    costs = _costs(seed, flops=True)
+    plans = [(k, ends, ckpt, *predicted_split(costs, ends, ckpt))
+             for k, ends, ckpt in _every_plan(costs)]
+    largest = sorted(max(p[4]) for p in plans)
+    for saved in largest[::len(largest) // 5]:
+        found = {p.num_blocks: p for p in cheapest_plans(costs, saved=saved)}
+        for k in range(1, len(costs.units) + 1):
+            fits = [p for p in plans if p[0] == k and max(p[4]) <= saved]
+            assert (k in found) == bool(fits)
+            if fits:
+                assert found[k].activations <= saved
+                assert found[k].extra_flops == min(
+                    _compute(costs, p[1], p[2]) for p in fits)
+    budget = sorted(p[3] for p in plans)[len(plans) // 2]
+    for plan in cheapest_plans(costs, budget=budget):
+        assert plan.predicted <= budget
+    with pytest.raises(ValueError):
+        cheapest_plans(costs)
 
 
 def test_of_the_plans_that_fit_the_cheapest_eta_wins():
@@ -221,3 +246,30 @@ def test_plan_is_cached_and_reused(tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match='measured again'):
         local_wrapper(copy.deepcopy(model), method='man++',
                       memory_budget=dict(budget, size='21MiB'))
+
+
+def test_neck_inputs_saved_before_the_tail_count_with_the_last_block():
+    """RetinaNet's FPN reads layer2-4 (``start_level=1``). An E2E forward
+    counts their outputs with the units that return them (their last ReLU
+    saves them); a local step whose last block starts after such a unit
+    frees it with an earlier block and the FPN saves it again: the last
+    block's predicted bytes include it. layer1's output, no FPN input, does
+    not count."""
+    from mmman.local import backbone_units
+    model = MODELS['det']()
+    batch = synthetic_batch(model, 2, SIZE)
+    units, outputs = backbone_units(model)
+    found = budget_planner.held_growth(model, units, outputs, batch)
+    data = model.data_preprocessor(copy.deepcopy(batch), True)
+    feats = model.backbone(data['inputs'])
+    names = [units[i].name for i in outputs]
+    assert names == ['backbone.layer1.1', 'backbone.layer2.1',
+                     'backbone.layer3.1', 'backbone.layer4.1']
+    assert found == {('held', outputs[k]): feats[k].untyped_storage().nbytes()
+                     for k in (1, 2, 3)}
+    costs = _costs(0)
+    costs.held_before = [0, 0, 10, 10, 30]
+    plain = BudgetCosts(**dict(costs.to_dict(), held_before=None))
+    for a in range(1, 5):  # the last block starts at unit a
+        assert predicted_split(costs, [a - 1])[1][-1] == predicted_split(
+            plain, [a - 1])[1][-1] + costs.held_before[a]

@@ -23,14 +23,11 @@ def add_measurement_args(parser: argparse.ArgumentParser,
                         metavar='KEY=VALUE')
 
 
-def build_for_measurement(config: str, cfg_options=None, device='cpu',
-                          img_scale=(800, 1333)):
-    """``(model, optim_wrapper)`` of ``config``, in train mode on
-    ``device``."""
-    from mmengine.optim import build_optim_wrapper
+def build_model_for_measurement(config: str, cfg_options=None,
+                                device='cpu', img_scale=(800, 1333)):
+    """``(cfg, model)`` of ``config``: random weights, in train mode on
+    ``device``; a balanced split balances at ``img_scale``."""
     from mmengine.registry import MODELS, init_default_scope
-
-    from mmman.engine import start_local_training
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -43,6 +40,18 @@ def build_for_measurement(config: str, cfg_options=None, device='cpu',
     model_cfg.get('backbone', {}).pop('init_cfg', None)
     model = MODELS.build(model_cfg).to(device)
     model.train()
+    return cfg, model
+
+
+def build_for_measurement(config: str, cfg_options=None, device='cpu',
+                          img_scale=(800, 1333)):
+    """``(model, optim_wrapper)`` of ``config``, in train mode on
+    ``device``."""
+    from mmengine.optim import build_optim_wrapper
+
+    from mmman.engine import start_local_training
+    cfg, model = build_model_for_measurement(config, cfg_options, device,
+                                             img_scale)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     start_local_training(wrapper)
     return model, wrapper

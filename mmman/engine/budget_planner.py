@@ -15,7 +15,10 @@ model itself at two reduced scales of the training size and extrapolated
 * the tail when the last block is checkpointed (its neck and decode head
   recomputed): one more forward of the model;
 * what each unit's forward and each boundary's eta compute (FLOPs), to
-  choose the cheapest of the plans that fit: one more forward.
+  choose the cheapest of the plans that fit: one more forward;
+* the backbone outputs the neck saves again when earlier blocks have freed
+  them (an E2E forward counts them with the units after them): one more
+  forward.
 
 The model itself is left as it was (a copy trains; buffers and the RNG are
 restored). The chosen plan is cached in the work dir like a balanced one.
@@ -36,6 +39,7 @@ from mmman.local.compute import measure_flops
 from mmman.local.man import MomentumAuxNet
 from mmman.local.partition import backbone_units
 from mmman.local.plan_cache import BlockPlanCache, plan_key
+from mmman.local.unit_trace import flat_tensors
 from mmman.utils import PhaseMeter
 from mmman.utils.recompute import tail_modules
 
@@ -150,6 +154,47 @@ def checkpointed_tail(model: nn.Module, units, batch_fn: Callable,
     ])
 
 
+class _SavingPhases(PhaseMeter):
+    """:class:`PhaseMeter` that also records, per storage, the phases that
+    saved it, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.phases = {}
+
+    def _pack(self, tensor: torch.Tensor):
+        key = (tensor.device, tensor.untyped_storage().data_ptr())
+        self.phases.setdefault(key, []).append(self.phase)
+        return super()._pack(tensor)
+
+
+def held_growth(model: nn.Module, units, output_units, batch: dict) -> dict:
+    """``('held', i)``: bytes of the backbone output unit ``i`` returns
+    when a unit after it saves it first in an E2E forward and the tail
+    (neck, heads) saves it too. In a local step that unit's block frees it
+    first, and the tail, in the last block, saves it again: bytes the E2E
+    tail does not count."""
+    meter, outputs = _SavingPhases(), {}
+    handles = track_unit_phases(meter, units)
+    for i in set(output_units):
+        handles.append(units[i].module.register_forward_hook(
+            lambda m, a, out, i=i: outputs.__setitem__(
+                i, flat_tensors(out)[units[i].out_index].untyped_storage())))
+    try:
+        with meter:
+            data = model.data_preprocessor(copy.deepcopy(batch), True)
+            model(**data, mode='loss')
+    finally:
+        for h in handles:
+            h.remove()
+    found = {}
+    for i, storage in outputs.items():
+        phases = meter.phases.get((storage.device, storage.data_ptr()), [])
+        if phases and phases[0] != 'tail' and 'tail' in phases:
+            found[('held', i)] = storage.nbytes()
+    return found
+
+
 def measure_budget_costs(model: nn.Module, build_wrapper: Callable,
                          batch_fn: Callable, img_scale) -> Tuple[
                              BudgetCosts, List]:
@@ -163,10 +208,15 @@ def measure_budget_costs(model: nn.Module, build_wrapper: Callable,
     Returns:
         tuple: the :class:`BudgetCosts` and the trainable units.
     """
-    units, _ = backbone_units(model)
+    units, output_units = backbone_units(model)
     trainable = [i for i, u in enumerate(units) if u.trainable]
     costs, stem, tail, inputs = estimate_costs(
         model, units, batch_fn, img_scale, inputs=True)
+    samples = sample_growth(
+        model, lambda b: held_growth(model, units, output_units, b),
+        batch_fn, img_scale)
+    held = [extrapolate(samples, img_scale, ('held', i))
+            for i in range(len(units))]
     # frozen units before the first trainable one save nothing; count any
     # bytes they do save with the stem
     stem += sum(c for i, c in enumerate(costs)
@@ -211,7 +261,9 @@ def measure_budget_costs(model: nn.Module, build_wrapper: Callable,
         static=static,
         forward_flops=[flops['forward'][i] for i in trainable],
         eta_flops=[0] + [flops['eta'][i] for i in trainable[1:]],
-        tail_flops=flops['tail']), [units[i] for i in trainable]
+        tail_flops=flops['tail'],
+        held_before=[sum(held[:i]) for i in trainable]), [
+            units[i] for i in trainable]
 
 
 def _compute_note(found: dict) -> str:

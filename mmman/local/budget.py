@@ -87,6 +87,9 @@ class BudgetCosts:
         eta_flops: FLOPs of eta at a boundary before unit j (forward,
             backward, recomputation); eta_flops[0] is unused.
         tail_flops: FLOPs of the tail's forward.
+        held_before: backbone outputs (the neck's inputs) returned before
+            unit j that the units after them save in an E2E forward: with
+            the last block starting at j, its tail saves them again.
     """
     units: List[int]
     inputs: List[int]
@@ -99,6 +102,7 @@ class BudgetCosts:
     forward_flops: Optional[List[int]] = None
     eta_flops: Optional[List[int]] = None
     tail_flops: int = 0
+    held_before: Optional[List[int]] = None
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -133,11 +137,13 @@ class BudgetError(PartitionError):
 def _block_cost(c: BudgetCosts, a: int, b: int, last: bool,
                 checkpointed: bool) -> int:
     extra = c.tail if last else c.aux[b]
+    if last and checkpointed and c.tail_checkpointed is not None:
+        extra = c.tail_checkpointed
+    if last and c.held_before is not None:
+        extra += c.held_before[a]
     base = c.stem if a == 0 else 0
     if not checkpointed:
         return base + sum(c.units[a:b]) + extra
-    if last and c.tail_checkpointed is not None:
-        extra = c.tail_checkpointed
     # every unit's input is kept; the auxiliary phase (tail) runs on top of
     # them all, then the backward recomputes unit j while only the inputs
     # before it are still held (unit j's own cost includes its input)
@@ -225,6 +231,23 @@ def _plan(c: BudgetCosts, ends: Sequence[int],
                       static + max(blocks), max(blocks), blocks, extra)
 
 
+def _cheapest(costs: BudgetCosts, k: int, budget: Optional[int] = None,
+              saved: Optional[int] = None) -> Optional[BudgetPlan]:
+    """The k-block plan computing least with its predicted peak within
+    ``budget``, or its largest block within ``saved``; None if none."""
+    if saved is None:
+        # the auxiliary nets' static bytes depend on the boundaries: cap
+        # the blocks as if every boundary had the largest
+        cap = budget - costs.static - (k - 1) * max(costs.aux_static or [0])
+    else:
+        cap = saved
+    found = _split(costs, k, cap) if cap > 0 else None
+    if found is None:
+        return None
+    plan = _plan(costs, found[1], found[2])
+    return plan if budget is None or plan.predicted <= budget else None
+
+
 def fit_budget(costs: BudgetCosts, budget: int,
                max_blocks: Optional[int] = None) -> BudgetPlan:
     """The fewest blocks predicted to fit ``budget`` bytes, then the plan of
@@ -240,14 +263,9 @@ def fit_budget(costs: BudgetCosts, budget: int,
     top = min(n, max_blocks or n)
     smallest = []
     for k in range(1, top + 1):
-        # the auxiliary nets' static bytes depend on the boundaries: cap
-        # the blocks as if every boundary had the largest
-        cap = budget - costs.static - (k - 1) * max(costs.aux_static or [0])
-        found = _split(costs, k, cap) if cap > 0 else None
-        if found is not None:
-            plan = _plan(costs, found[1], found[2])
-            if plan.predicted <= budget:
-                return plan
+        plan = _cheapest(costs, k, budget=budget)
+        if plan is not None:
+            return plan
         # the smallest largest block of k, checkpointed where that helps
         plan = _plan(costs, *_split(costs, k, None)[1:])
         if plan.predicted <= budget:
@@ -263,6 +281,19 @@ def fit_budget(costs: BudgetCosts, budget: int,
         f'(parameters, gradients and optimizer state alone: '
         f'{format_bytes(smallest.predicted - smallest.activations)}). '
         'Raise the budget, or lower the batch or image size.', smallest)
+
+
+def cheapest_plans(costs: BudgetCosts, budget: Optional[int] = None,
+                   saved: Optional[int] = None) -> List[BudgetPlan]:
+    """For every number of blocks, the plan that computes least on top of
+    E2E while its predicted peak stays within ``budget`` bytes, or its
+    largest block (saved activations) within ``saved``; numbers of blocks
+    with no such plan are left out."""
+    if (budget is None) == (saved is None):
+        raise ValueError('give budget or saved')
+    plans = [_cheapest(costs, k, budget, saved)
+             for k in range(1, len(costs.units) + 1)]
+    return [plan for plan in plans if plan is not None]
 
 
 def predicted_split(costs: BudgetCosts, ends: Sequence[int],

@@ -89,6 +89,10 @@ def eta_flops(eta: MomentumAuxNet, call: tuple) -> int:
     return counter.get_total_flops()
 
 
+def _shapes(obj):
+    """``obj`` with every tensor replaced by its shape."""
+    return map_tensors(obj, lambda t: tuple(t.shape))
+
 
 def measure_flops(model: nn.Module, units: Sequence[Unit],
                   etas: Dict[int, MomentumAuxNet], make_batch,
@@ -97,14 +101,20 @@ def measure_flops(model: nn.Module, units: Sequence[Unit],
     area as the balance's bytes are): ``forward`` (each unit's), ``eta``
     (``etas[i]``, a boundary's eta before unit i, on what unit i received;
     0 for units without) and ``tail`` (the forward after the last unit).
-    ``model``'s buffers and the RNG are left as they were."""
+    Units of one architecture called with the same shapes (a stage's
+    repeated units) have their eta counted once. ``model``'s buffers and
+    the RNG are left as they were."""
     from .balance import extrapolate, sample_growth
 
     def growth(batch) -> dict:
         found, calls = unit_flops(model, units, batch)
         grown = {('forward', i): found[i] for i in range(len(units))}
-        grown.update({('eta', i): eta_flops(eta, calls[i])
-                      for i, eta in etas.items()})
+        seen = {}  # a stage's repeated units: counted once
+        for i, eta in etas.items():
+            key = (repr(units[i].module), repr(_shapes(calls[i])))
+            if key not in seen:
+                seen[key] = eta_flops(eta, calls[i])
+            grown[('eta', i)] = seen[key]
         grown['tail'] = found['tail']
         return grown
 

@@ -71,7 +71,9 @@ def main(argv=None):
                          eta_flops=eta))
     print(f'{args.config} at {scale}, batch {args.batch_size}: E2E saves '
           f'{total_saved / 2**20:.0f} MiB (stem {stem / 2**20:.0f}, tail '
-          f'{tail / 2**20:.0f}); E2E step {total_flops / 1e9:.0f} GFLOP')
+          f'{tail / 2**20:.0f}); E2E step {total_flops / 1e9:.0f} GFLOP '
+          f'(forward of the stem {flops["stem"] / 1e9:.1f}, of the tail '
+          f'{flops["tail"] / 1e9:.1f})')
     print('| unit | saved MiB (x E2E) | forward GFLOP (x E2E step) | '
           'eta before it, GFLOP (x E2E step) |')
     print('|---|---|---|---|')
@@ -88,7 +90,9 @@ def main(argv=None):
             json.dump(dict(config=args.config, img_scale=list(scale),
                            batch_size=args.batch_size, eta=eta_cfg,
                            e2e_saved=total_saved, stem=stem, tail=tail,
-                           e2e_step_flops=total_flops, units=rows), f,
+                           e2e_step_flops=total_flops,
+                           stem_forward_flops=flops['stem'],
+                           tail_forward_flops=flops['tail'], units=rows), f,
                       indent=1)
 
 
