@@ -264,13 +264,19 @@ def test_unit_costs_prices_eta_at_every_boundary(tmp_path):
 
 
 def test_budget_plans_lists_the_cheapest_plan_per_block_count(tmp_path):
+    """Stage 1 frozen, as in the COCO configs: its output, an FPN input,
+    counts with a last block that starts after block 1 (which frees it),
+    never with the whole model as one block."""
     config = osp.join(DEMO, 'faster-rcnn_r18_fpn_man++-k4_600it_coco-shapes-128.py')
     out = tmp_path / 'plans.json'
     proc = run_python('tools/analysis_tools/budget_plans.py', config,
                       '--img-scale', '128', '128', '--saved', '8MiB',
-                      '--out', str(out))
+                      '--out', str(out), '--cfg-options',
+                      'model.backbone.frozen_stages=1')
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = json.loads(out.read_text())
+    held = found['costs']['held_before']
+    assert held[0] == 0 < held[1]
     rows = found['plans']
     assert rows and '| K | blocks start at |' in proc.stdout
     for row in rows:

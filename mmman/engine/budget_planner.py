@@ -262,7 +262,9 @@ def measure_budget_costs(model: nn.Module, build_wrapper: Callable,
         forward_flops=[flops['forward'][i] for i in trainable],
         eta_flops=[0] + [flops['eta'][i] for i in trainable[1:]],
         tail_flops=flops['tail'],
-        held_before=[sum(held[:i]) for i in trainable]), [
+        # a last block starting at the first trainable unit is the model:
+        # nothing before it was freed
+        held_before=[0] + [sum(held[:i]) for i in trainable[1:]]), [
             units[i] for i in trainable]
 
 

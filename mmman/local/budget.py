@@ -89,7 +89,8 @@ class BudgetCosts:
         tail_flops: FLOPs of the tail's forward.
         held_before: backbone outputs (the neck's inputs) returned before
             unit j that the units after them save in an E2E forward: with
-            the last block starting at j, its tail saves them again.
+            the last block starting at j > 0, an earlier block frees them
+            and the tail saves them again (0 for j = 0).
     """
     units: List[int]
     inputs: List[int]
