@@ -5,7 +5,7 @@ output: forward, backward into the block and, with ``eta.recompute``, its
 forwards again. A checkpointed block runs its units' forward twice. Both are
 counted here by ``torch.utils.flop_counter`` on the model itself: each unit's
 forward FLOPs in one forward of the model, and each eta on what its unit
-received there.
+receives in another.
 """
 import copy
 from typing import Dict, Sequence, Tuple
@@ -20,20 +20,11 @@ from .unit_trace import flat_tensors, map_tensors
 
 
 def unit_flops(model: nn.Module, units: Sequence[Unit], batch: dict,
-               backward: bool = False) -> Tuple[Dict, Dict]:
+               backward: bool = False) -> Dict:
     """FLOPs of one forward of ``model``'s loss (and its backward with
-    ``backward``), per unit, and what each unit was called with.
-
-    Returns:
-        tuple: ``({i: unit i's forward FLOPs, 'stem': before the first unit,
-        'tail': after the last, 'total': the whole step}, {i: (args,
-        kwargs)})``, the calls detached.
-    """
-    start, found, calls = {}, {}, {}
-
-    def enter(i, args, kwargs):
-        start[i] = counter.get_total_flops()
-        calls[i] = map_tensors((args, kwargs), torch.Tensor.detach)
+    ``backward``): ``{i: unit i's forward, 'stem': before the first unit,
+    'tail': after the last, 'total': the whole step}``."""
+    start, found = {}, {}
 
     def leave(i):
         found[i] = counter.get_total_flops() - start[i]
@@ -45,7 +36,8 @@ def unit_flops(model: nn.Module, units: Sequence[Unit], batch: dict,
         for i, unit in enumerate(units):
             handles += [
                 unit.module.register_forward_pre_hook(
-                    lambda m, a, kw, i=i: enter(i, a, kw), with_kwargs=True),
+                    lambda m, a, i=i: start.__setitem__(
+                        i, counter.get_total_flops())),
                 unit.module.register_forward_hook(
                     lambda m, a, o, i=i: leave(i))
             ]
@@ -62,7 +54,36 @@ def unit_flops(model: nn.Module, units: Sequence[Unit], batch: dict,
     model.zero_grad(set_to_none=True)
     found['stem'] = start[0]
     found['total'] = counter.get_total_flops()
-    return found, calls
+    return found
+
+
+def etas_flops(model: nn.Module, units: Sequence[Unit],
+               etas: Dict[int, MomentumAuxNet], batch: dict) -> Dict:
+    """``{i: FLOPs of etas[i]}``, each run (:func:`eta_flops`) on what unit
+    i receives in one forward of ``model`` (without autograd: one eta's
+    activations live at a time). Units of one architecture called with the
+    same shapes (a stage's repeated units) are counted once."""
+    found, seen = {}, {}
+
+    def run(i, args, kwargs):
+        key = (repr(units[i].module), repr(_shapes((args, kwargs))))
+        if key not in seen:
+            seen[key] = eta_flops(etas[i], (args, kwargs))
+        found[i] = seen[key]
+
+    handles = [
+        units[i].module.register_forward_pre_hook(
+            lambda m, a, kw, i=i: run(i, a, kw), with_kwargs=True)
+        for i in etas
+    ]
+    try:
+        data = model.data_preprocessor(copy.deepcopy(batch), True)
+        with torch.no_grad():
+            model(**data, mode='loss')
+    finally:
+        for h in handles:
+            h.remove()
+    return found
 
 
 def build_eta(unit: Unit, eta_cfg: dict) -> MomentumAuxNet:
@@ -81,8 +102,8 @@ def eta_flops(eta: MomentumAuxNet, call: tuple) -> int:
     args, kwargs = call
     args = list(args)
     first = next(i for i, a in enumerate(args) if isinstance(a, torch.Tensor))
-    args[first] = args[first].clone().requires_grad_()
-    with FlopCounterMode(display=False) as counter:
+    args[first] = args[first].detach().clone().requires_grad_()
+    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
         out = flat_tensors(eta(*args, **kwargs))[0]
         out.float().sum().backward()
     eta.zero_grad(set_to_none=True)
@@ -101,20 +122,14 @@ def measure_flops(model: nn.Module, units: Sequence[Unit],
     area as the balance's bytes are): ``forward`` (each unit's), ``eta``
     (``etas[i]``, a boundary's eta before unit i, on what unit i received;
     0 for units without) and ``tail`` (the forward after the last unit).
-    Units of one architecture called with the same shapes (a stage's
-    repeated units) have their eta counted once. ``model``'s buffers and
-    the RNG are left as they were."""
+    ``model``'s buffers and the RNG are left as they were."""
     from .balance import extrapolate, sample_growth
 
     def growth(batch) -> dict:
-        found, calls = unit_flops(model, units, batch)
+        found = unit_flops(model, units, batch)
         grown = {('forward', i): found[i] for i in range(len(units))}
-        seen = {}  # a stage's repeated units: counted once
-        for i, eta in etas.items():
-            key = (repr(units[i].module), repr(_shapes(calls[i])))
-            if key not in seen:
-                seen[key] = eta_flops(eta, calls[i])
-            grown[('eta', i)] = seen[key]
+        grown.update({('eta', i): flops for i, flops in etas_flops(
+            model, units, etas, batch).items()})
         grown['tail'] = found['tail']
         return grown
 

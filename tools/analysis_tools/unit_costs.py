@@ -46,7 +46,7 @@ def eta_config(config: str, cfg_options=None):
 def main(argv=None):
     from mmman.apis import build_for_measurement
     from mmman.local.balance import estimate_costs
-    from mmman.local.compute import build_eta, eta_flops, unit_flops
+    from mmman.local.compute import build_eta, etas_flops, unit_flops
     from mmman.local.partition import backbone_units
     from mmman.tasks import synthetic_batch
     args = parse_args(argv)
@@ -59,16 +59,18 @@ def main(argv=None):
                                                  tuple(hw)), scale)
     total_saved = sum(saved) + stem + tail
     batch = synthetic_batch(model, args.batch_size, scale)
-    flops, calls = unit_flops(model, units, batch, backward=True)
+    flops = unit_flops(model, units, batch, backward=True)
     total_flops = flops['total']
     eta_cfg = eta_config(args.config, args.cfg_options)
-    rows = []
-    for i, unit in enumerate(units):
-        eta = (eta_flops(build_eta(unit, eta_cfg), calls[i])
-               if eta_cfg is not None and i > 0 and unit.trainable else None)
-        rows.append(dict(unit=unit.name, trainable=unit.trainable,
-                         saved=saved[i], forward_flops=flops[i],
-                         eta_flops=eta))
+    etas = {} if eta_cfg is None else etas_flops(model, units, {
+        i: build_eta(unit, eta_cfg)
+        for i, unit in enumerate(units) if i > 0 and unit.trainable
+    }, batch)
+    rows = [
+        dict(unit=unit.name, trainable=unit.trainable, saved=saved[i],
+             forward_flops=flops[i], eta_flops=etas.get(i))
+        for i, unit in enumerate(units)
+    ]
     print(f'{args.config} at {scale}, batch {args.batch_size}: E2E saves '
           f'{total_saved / 2**20:.0f} MiB (stem {stem / 2**20:.0f}, tail '
           f'{tail / 2**20:.0f}); E2E step {total_flops / 1e9:.0f} GFLOP '
